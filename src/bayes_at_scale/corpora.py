@@ -1,0 +1,282 @@
+"""Corpora with known completion probabilities, and the real-text loader.
+
+A *fragment* is a question such as "is <subject> <predicate>?" written as the token sequence
+``[BOS, subject, predicate]``; its *completion* is one answer token (``yes``, ``no``,
+``other``).  Fragments of one predicate form a *family*; each family has its own answer
+distribution ``p_fam`` and each fragment's true distribution is drawn around it, so fragments of
+a family are "similar" in a precise sense.  Fragment frequencies follow Zipf's law (rank-frequency
+``q_r ∝ r^-s``), so a few fragments are seen ten thousand times and most are seen once or never.
+
+A corpus is stored compactly as distinct contexts with the counts of the tokens that followed
+them: a count-weighted loss over the contexts equals the token-by-token loss over the corpus.
+
+Chapter 1 introduces these corpora; chapters 2 and 3 reuse them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import torch
+
+ANSWERS = ("yes", "no", "other")
+
+
+def _check_positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_positive_float(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def zipf_probabilities(n_items: int, exponent: float) -> np.ndarray:
+    """Rank-frequency Zipf law over ``n_items`` ranks: ``q_r ∝ r^-exponent``, summing to 1."""
+    n_items = _check_positive_int("n_items", n_items)
+    exponent = _check_positive_float("exponent", exponent)
+    ranks = np.arange(1, n_items + 1, dtype=float)
+    q = ranks**-exponent
+    return q / q.sum()
+
+
+def check_counts(counts, name: str = "counts") -> np.ndarray:
+    """Validate an array of counts: finite, non-negative integers, not empty."""
+    arr = np.asarray(counts)
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if np.isnan(arr.astype(float)).any():
+        raise ValueError(f"{name} contains NaN")
+    if (arr < 0).any():
+        raise ValueError(f"{name} contains negative values")
+    if not np.all(np.equal(np.mod(arr, 1), 0)):
+        raise ValueError(f"{name} must hold whole numbers")
+    return arr.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class FragmentCorpus:
+    """A sampled corpus of question fragments, with the truth that generated it.
+
+    Attributes
+    ----------
+    fragments : one row per fragment: ``family``, ``subject``, ``n`` (its count in the corpus)
+        and the counts of each answer, ``count_<answer>``.
+    p_true : ``(n_fragments, n_answers)`` true completion probabilities.
+    p_family : ``(n_families, n_answers)`` family-level answer distributions.
+    """
+
+    fragments: pd.DataFrame
+    p_true: np.ndarray
+    p_family: np.ndarray
+    n_subjects: int
+
+    # --- vocabulary: BOS, subjects, predicates (families), answers ----------------------------
+    @property
+    def n_families(self) -> int:
+        return self.p_family.shape[0]
+
+    @property
+    def bos(self) -> int:
+        return 0
+
+    def subject_token(self, subject):
+        return 1 + np.asarray(subject)
+
+    def family_token(self, family):
+        return 1 + self.n_subjects + np.asarray(family)
+
+    @property
+    def answer_tokens(self) -> np.ndarray:
+        return 1 + self.n_subjects + self.n_families + np.arange(len(ANSWERS))
+
+    @property
+    def vocab_size(self) -> int:
+        return 1 + self.n_subjects + self.n_families + len(ANSWERS)
+
+    @property
+    def seq_len(self) -> int:
+        return 4  # BOS, subject, predicate, answer
+
+    # --- derived views ---------------------------------------------------------------------
+    @cached_property
+    def answer_counts(self) -> np.ndarray:
+        return self.fragments[[f"count_{a}" for a in ANSWERS]].to_numpy()
+
+    @cached_property
+    def empirical(self) -> np.ndarray:
+        """Empirical completion frequencies; NaN rows for fragments never seen."""
+        n = self.fragments["n"].to_numpy()[:, None].astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n > 0, self.answer_counts / np.maximum(n, 1), np.nan)
+
+    @cached_property
+    def family_pooled(self) -> np.ndarray:
+        """p_fam: each fragment's family's pooled empirical frequency, leaving the fragment out."""
+        fam = self.fragments["family"].to_numpy()
+        totals = np.zeros((self.n_families, len(ANSWERS)))
+        np.add.at(totals, fam, self.answer_counts)
+        loo = totals[fam] - self.answer_counts
+        return loo / loo.sum(axis=1, keepdims=True)
+
+    def prompts(self, index=None) -> torch.Tensor:
+        """Token prompts ``[BOS, subject, predicate]`` for the given fragments (all by default)."""
+        df = self.fragments if index is None else self.fragments.iloc[np.asarray(index)]
+        return torch.as_tensor(
+            np.stack(
+                [
+                    np.full(len(df), self.bos),
+                    self.subject_token(df["subject"].to_numpy()),
+                    self.family_token(df["family"].to_numpy()),
+                ],
+                axis=1,
+            ),
+            dtype=torch.long,
+        )
+
+    def next_token_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training corpus as distinct prompts and next-token counts.
+
+        Returns ``prompts`` ``(m, 3)`` for the ``m`` fragments seen in training and ``counts``
+        ``(m, vocab_size)``: how often each token completed each prompt.
+        """
+        seen = np.flatnonzero(self.fragments["n"].to_numpy() > 0)
+        counts = np.zeros((seen.size, self.vocab_size), dtype=np.int64)
+        counts[:, self.answer_tokens] = self.answer_counts[seen]
+        return self.prompts(seen), torch.as_tensor(counts)
+
+
+def make_fragment_corpus(
+    *,
+    n_families: int,
+    n_subjects: int,
+    n_tokens: int,
+    zipf_exponent: float = 1.1,
+    family_concentration: float = 1.0,
+    fragment_concentration: float = 20.0,
+    seed: int,
+) -> FragmentCorpus:
+    """Sample a fragment corpus.
+
+    Each family draws ``p_fam ~ Dirichlet(family_concentration)``; each fragment draws
+    ``p_f ~ Dirichlet(fragment_concentration * p_fam)``.  Fragments are ranked at random and
+    ``n_tokens`` questions are drawn from the Zipf law over ranks; each question is answered
+    by a draw from ``p_f``.
+    """
+    n_families = _check_positive_int("n_families", n_families)
+    n_subjects = _check_positive_int("n_subjects", n_subjects)
+    n_tokens = _check_positive_int("n_tokens", n_tokens)
+    family_concentration = _check_positive_float("family_concentration", family_concentration)
+    fragment_concentration = _check_positive_float("fragment_concentration", fragment_concentration)
+    _check_positive_int("seed", seed, minimum=0)
+    rng = np.random.default_rng(seed)
+
+    p_family = rng.dirichlet(np.full(len(ANSWERS), family_concentration), size=n_families)
+    family = np.repeat(np.arange(n_families), n_subjects)
+    subject = np.tile(np.arange(n_subjects), n_families)
+    alpha = np.maximum(fragment_concentration * p_family[family], 1e-3)
+    p_true = np.stack([rng.dirichlet(a) for a in alpha])
+
+    q = zipf_probabilities(len(family), zipf_exponent)[rng.permutation(len(family))]
+    n = rng.multinomial(n_tokens, q)
+    answer_counts = np.stack([rng.multinomial(k, p) for k, p in zip(n, p_true)])
+
+    fragments = pd.DataFrame({"family": family, "subject": subject, "n": n})
+    for j, a in enumerate(ANSWERS):
+        fragments[f"count_{a}"] = answer_counts[:, j]
+    return FragmentCorpus(fragments=fragments, p_true=p_true, p_family=p_family,
+                          n_subjects=n_subjects)
+
+
+# --- real English ---------------------------------------------------------------------------
+
+
+def load_pydoc_text(max_chars: int | None = None) -> str:
+    """The English help texts that ship with Python (``pydoc_data.topics``), in sorted topic order."""
+    from pydoc_data.topics import topics
+
+    text = "\n".join(topics[k] for k in sorted(topics))
+    if max_chars is not None:
+        max_chars = _check_positive_int("max_chars", max_chars)
+        text = text[:max_chars]
+    if not text:
+        raise ValueError("the pydoc_data.topics corpus is empty")
+    return text
+
+
+@dataclass(frozen=True)
+class CharCorpus:
+    """A character-level corpus: every run of ``context`` characters and what followed it."""
+
+    text: str
+    context: int
+
+    def __post_init__(self):
+        if not isinstance(self.text, str) or len(self.text) == 0:
+            raise ValueError("text is empty")
+        _check_positive_int("context", self.context)
+        if len(self.text) <= self.context:
+            raise ValueError(
+                f"text has {len(self.text)} characters, fewer than context + 1 = {self.context + 1}"
+            )
+
+    @cached_property
+    def alphabet(self) -> list[str]:
+        return sorted(set(self.text))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.alphabet)
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        lookup = {c: i for i, c in enumerate(self.alphabet)}
+        return np.fromiter((lookup[c] for c in self.text), dtype=np.int64, count=len(self.text))
+
+    @cached_property
+    def _contexts(self) -> tuple[np.ndarray, np.ndarray]:
+        windows = np.lib.stride_tricks.sliding_window_view(self.ids, self.context + 1)
+        contexts, inverse = np.unique(windows[:, :-1], axis=0, return_inverse=True)
+        counts = np.zeros((len(contexts), self.vocab_size), dtype=np.int64)
+        np.add.at(counts, (inverse.ravel(), windows[:, -1]), 1)
+        return contexts, counts
+
+    def next_token_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distinct contexts of ``context`` characters ``(m, context)`` and, for each, how often
+        every character followed it ``(m, vocab_size)``."""
+        contexts, counts = self._contexts
+        return torch.as_tensor(contexts), torch.as_tensor(counts)
+
+    def bigram_codes(self) -> np.ndarray:
+        """For each distinct context, an integer code of its last two characters."""
+        if self.context < 2:
+            raise ValueError(f"two-character contexts need context >= 2, got {self.context}")
+        contexts, _ = self._contexts
+        return contexts[:, -2] * self.vocab_size + contexts[:, -1]
+
+    def bigram_contexts(self, min_count: int) -> pd.DataFrame:
+        """Two-character contexts seen at least ``min_count`` times, with next-character counts.
+
+        Returns a frame indexed by the context (a two-character string), one column per
+        character of the alphabet.
+        """
+        min_count = _check_positive_int("min_count", min_count)
+        codes = self.bigram_codes()
+        _, counts = self._contexts
+        table = np.zeros((self.vocab_size**2, self.vocab_size), dtype=np.int64)
+        np.add.at(table, codes, counts)
+        keep = np.flatnonzero(table.sum(axis=1) >= min_count)
+        names = [self.alphabet[k // self.vocab_size] + self.alphabet[k % self.vocab_size]
+                 for k in keep]
+        return pd.DataFrame(table[keep], index=pd.Index(names, name="context"),
+                            columns=self.alphabet).assign(code=keep)

@@ -1,0 +1,140 @@
+"""Chapter 1's experiment: do a language model's predictions equal empirical frequencies?
+
+Two worlds, one question.  On the synthetic fragment corpus (:mod:`bayes_at_scale.corpora`) we
+compare, fragment by fragment, the trained model's completion distribution with the frequencies
+observed in training; on real English we compare, for frequent two-character contexts, the
+model's next-character distribution averaged over the context's occurrences with the observed
+next-character frequencies.  The recipes fix corpus and model sizes per scale; chapters 2 and 3
+reuse :func:`fragment_world` and :func:`train_fragment_model`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from . import metrics
+from .corpora import ANSWERS, CharCorpus, FragmentCorpus, load_pydoc_text, make_fragment_corpus
+from .models import CausalLM, next_token_probs
+from .settings import Settings, seed_everything
+from .training import train_map
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Corpus, model and optimiser sizes for one experiment at one scale."""
+
+    corpus: dict
+    model: dict
+    training: dict
+
+
+FRAGMENT_RECIPES = {
+    "quick": Recipe(
+        corpus=dict(n_families=16, n_subjects=96, n_tokens=60_000, zipf_exponent=1.2),
+        model=dict(d_model=32, n_heads=2, n_layers=2),
+        training=dict(steps=300, lr=1e-2, weight_decay=1e-5)),
+    "full": Recipe(
+        corpus=dict(n_families=32, n_subjects=192, n_tokens=600_000, zipf_exponent=1.2),
+        model=dict(d_model=64, n_heads=4, n_layers=2),
+        training=dict(steps=1500, lr=5e-3, weight_decay=1e-5)),
+}
+
+CHAR_RECIPES = {
+    "quick": Recipe(
+        corpus=dict(context=2, max_chars=None),
+        model=dict(d_model=96, n_heads=2, n_layers=1),
+        training=dict(steps=300, lr=1e-2, weight_decay=1e-5)),
+    "full": Recipe(
+        corpus=dict(context=8, max_chars=None),
+        model=dict(d_model=96, n_heads=4, n_layers=3),
+        training=dict(steps=4000, lr=3e-3, weight_decay=1e-5, batch_size=8192)),
+}
+
+FREQUENT = 1000  # "seen at least this often" in claims C1 and C2
+
+
+def fragment_world(settings: Settings, seed: int) -> FragmentCorpus:
+    """The fragment corpus of the current scale, sampled with ``seed``."""
+    return make_fragment_corpus(**FRAGMENT_RECIPES[settings.scale].corpus, seed=seed)
+
+
+def train_fragment_model(corpus: FragmentCorpus, settings: Settings, seed: int) -> CausalLM:
+    """A causal transformer trained to the MAP on the corpus (count-weighted next-token loss)."""
+    recipe = FRAGMENT_RECIPES[settings.scale]
+    seed_everything(seed)
+    model = CausalLM(corpus.vocab_size, max_len=corpus.seq_len - 1, **recipe.model)
+    train_map(model, *corpus.next_token_counts(), seed=seed, **recipe.training)
+    return model
+
+
+def fragment_table(corpus: FragmentCorpus, model: CausalLM) -> pd.DataFrame:
+    """One row per fragment seen in training: count, empirical and model answer probabilities,
+    and TV between the model's full next-token distribution and the empirical one."""
+    seen = np.flatnonzero(corpus.fragments["n"].to_numpy() > 0)
+    if seen.size == 0:
+        raise ValueError("the corpus has no fragment seen in training")
+    probs = next_token_probs(model, corpus.prompts(seen)).double().numpy()
+    probs /= probs.sum(axis=1, keepdims=True)
+    empirical = np.zeros_like(probs)
+    empirical[:, corpus.answer_tokens] = corpus.empirical[seen]
+    table = corpus.fragments.iloc[seen].reset_index(drop=True)
+    for j, a in enumerate(ANSWERS):
+        table[f"empirical_{a}"] = empirical[:, corpus.answer_tokens[j]]
+        table[f"model_{a}"] = probs[:, corpus.answer_tokens[j]]
+    table["tv"] = metrics.tv_distance(probs, empirical)
+    return table
+
+
+def c1_statistics(table: pd.DataFrame, seed: int) -> dict:
+    """Claim C1's statistics with bootstrap 95% intervals over fragments."""
+    frequent = table.loc[table["n"] >= FREQUENT, "tv"].to_numpy()
+    if frequent.size < 2:
+        raise ValueError(f"need at least two fragments seen >= {FREQUENT} times, got {frequent.size}")
+    n, tv = table["n"].to_numpy(float), table["tv"].to_numpy()
+    return {
+        "mean_tv_frequent": (frequent.mean(),
+                             *metrics.bootstrap_ci(np.mean, frequent, seed=seed)),
+        "spearman_n_tv": (metrics.spearman(n, tv),
+                          *metrics.bootstrap_ci(lambda a, b: metrics.spearman(a, b), n, tv,
+                                                seed=seed, n_resamples=500)),
+    }
+
+
+def char_world(settings: Settings) -> CharCorpus:
+    recipe = CHAR_RECIPES[settings.scale]
+    return CharCorpus(load_pydoc_text(recipe.corpus["max_chars"]), recipe.corpus["context"])
+
+
+def train_char_model(corpus: CharCorpus, settings: Settings, seed: int) -> CausalLM:
+    recipe = CHAR_RECIPES[settings.scale]
+    seed_everything(seed)
+    model = CausalLM(corpus.vocab_size, max_len=corpus.context, **recipe.model)
+    train_map(model, *corpus.next_token_counts(), seed=seed, **recipe.training)
+    return model
+
+
+def context_table(corpus: CharCorpus, model: CausalLM, min_count: int = FREQUENT) -> pd.DataFrame:
+    """For each two-character context seen ``>= min_count`` times: its count and the TV between
+    the model's next-character distribution, averaged over the context's occurrences, and the
+    empirical next-character frequencies after it."""
+    table = corpus.bigram_contexts(min_count)
+    contexts, counts = corpus.next_token_counts()
+    probs = next_token_probs(model, contexts).double().numpy()
+    occurrences = counts.sum(dim=1).double().numpy()
+    codes = corpus.bigram_codes()
+    observed = table[corpus.alphabet].to_numpy(dtype=float)
+    averaged = np.stack([
+        np.average(probs[codes == code], axis=0, weights=occurrences[codes == code])
+        for code in table["code"]])
+    averaged /= averaged.sum(axis=1, keepdims=True)
+    return pd.DataFrame({"context": table.index, "n": observed.sum(axis=1).astype(int),
+                         "tv": metrics.tv_distance(averaged, observed / observed.sum(axis=1,
+                                                                                   keepdims=True))})
+
+
+def c2_statistics(table: pd.DataFrame, seed: int) -> dict:
+    """Claim C2's statistic with a bootstrap 95% interval over contexts."""
+    tv = table["tv"].to_numpy()
+    return {"mean_tv_frequent_contexts": (tv.mean(), *metrics.bootstrap_ci(np.mean, tv, seed=seed))}

@@ -1,0 +1,90 @@
+"""One seaborn theme and the book's figure helpers.
+
+Each helper takes a tidy data frame and column names and returns a matplotlib ``Figure``; it
+imports nothing else from the package.  Chapters ``glue`` the figures into their prose.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.colors import LogNorm
+
+PALETTE = "viridis"
+
+
+def set_theme() -> None:
+    """The book's look: seaborn's whitegrid, a readable context, fixed figure size and DPI."""
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind",
+                  rc={"figure.figsize": (6.4, 4.2), "figure.dpi": 100, "savefig.dpi": 100,
+                      "axes.titleweight": "bold"})
+
+
+def _require(df: pd.DataFrame, *columns: str) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    if df.empty:
+        raise ValueError("cannot plot an empty data frame")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"data frame lacks column(s) {', '.join(missing)}")
+
+
+def agreement(df: pd.DataFrame, x: str, y: str, hue: str, *, title: str = "",
+              xlabel: str = "", ylabel: str = "") -> plt.Figure:
+    """Scatter of ``y`` against ``x`` on [0, 1] with the identity line, coloured by log ``hue``."""
+    _require(df, x, y, hue)
+    fig, ax = plt.subplots()
+    points = ax.scatter(df[x], df[y], c=df[hue], cmap=PALETTE, norm=LogNorm(), s=10, alpha=0.7,
+                        linewidths=0)
+    ax.plot([0, 1], [0, 1], color="black", lw=1, ls="--", label="identity")
+    ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), xlabel=xlabel or x, ylabel=ylabel or y,
+           title=title)
+    fig.colorbar(points, ax=ax, label=hue)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def loglog_decay(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None,
+                 reference_slope: float = -0.5, title: str = "", xlabel: str = "",
+                 ylabel: str = "") -> plt.Figure:
+    """``y`` against ``x`` on log-log axes: points, binned medians and a ``x^slope`` reference.
+
+    The reference line passes through the median of ``y`` at the smallest ``x``.
+    """
+    _require(df, x, y, *(c for c in [hue] if c))
+    data = df[(df[x] > 0) & (df[y] > 0)]
+    if data.empty:
+        raise ValueError("log-log plot needs positive values")
+    fig, ax = plt.subplots()
+    sns.scatterplot(data=data, x=x, y=y, hue=hue, ax=ax, s=10, alpha=0.35, linewidth=0,
+                    legend=bool(hue))
+    edges = np.unique(np.round(np.logspace(0, np.log10(data[x].max()) + 1e-9, 12)))
+    bins = pd.cut(data[x], np.append(edges, np.inf), right=False)
+    medians = data.groupby([bins] + ([hue] if hue else []), observed=True).agg(
+        x=(x, "median"), y=(y, "median")).reset_index()
+    for key, part in (medians.groupby(hue) if hue else [(None, medians)]):
+        ax.plot(part["x"], part["y"], marker="o", lw=2, label=f"median {key or ''}".strip())
+    x0 = data[x].min()
+    y0 = data.loc[data[x] == x0, y].median()
+    grid = np.logspace(np.log10(x0), np.log10(data[x].max()), 50)
+    ax.plot(grid, y0 * (grid / x0) ** reference_slope, color="black", ls="--", lw=1,
+            label=f"reference $n^{{{reference_slope:g}}}$")
+    ax.set(xscale="log", yscale="log", xlabel=xlabel or x, ylabel=ylabel or y, title=title)
+    ax.legend(loc="lower left", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def histogram_by(df: pd.DataFrame, x: str, *, hue: str | None = None, title: str = "",
+                 xlabel: str = "", log_scale: bool = False) -> plt.Figure:
+    """Distribution of ``x`` (optionally split by ``hue``)."""
+    _require(df, x, *(c for c in [hue] if c))
+    fig, ax = plt.subplots()
+    sns.histplot(data=df, x=x, hue=hue, ax=ax, log_scale=log_scale, element="step", bins=40)
+    ax.set(xlabel=xlabel or x, title=title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,124 @@
+"""Run-time settings shared by every chapter: scale, seed, threads, dtype.
+
+Read from the environment once, validated, and applied with :func:`configure`:
+
+* ``ESSAY_SCALE``   ``quick`` (default, minutes on a laptop) or ``full`` (paper-quality figures);
+* ``ESSAY_SEED``    base seed, a non-negative integer (default 0);
+* ``ESSAY_THREADS`` torch / BLAS thread count, a positive integer (default 2);
+* ``ESSAY_DTYPE``   ``float32`` (default) or ``float64``.
+
+An unknown value is an error that names the variable and the accepted values.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SCALES = ("quick", "full")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class Settings:
+    scale: str = "quick"
+    seed: int = 0
+    threads: int = 2
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.scale not in SCALES:
+            raise ValueError(f"unknown scale {self.scale!r}: expected one of {SCALES}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}: expected one of {tuple(DTYPES)}")
+
+    def pick(self, quick, full):
+        """Return ``quick`` or ``full`` according to the scale."""
+        return quick if self.scale == "quick" else full
+
+    def seeds(self, n: int) -> list[int]:
+        """``n`` replicate seeds derived from the base seed."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"number of seeds must be a positive integer, got {n!r}")
+        return [self.seed + i for i in range(n)]
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+
+def _int_from_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def from_env() -> Settings:
+    """Settings read from the ``ESSAY_*`` environment variables."""
+    return Settings(
+        scale=os.environ.get("ESSAY_SCALE", "quick") or "quick",
+        seed=_int_from_env("ESSAY_SEED", 0),
+        threads=_int_from_env("ESSAY_THREADS", 2),
+        dtype=os.environ.get("ESSAY_DTYPE", "float32") or "float32",
+    )
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a torch generator seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def configure(settings: Settings | None = None) -> Settings:
+    """Apply settings to this process: threads, default dtype, seeds, quiet warnings.
+
+    Every chapter calls this once in its first (hidden) cell.
+    """
+    settings = settings or from_env()
+    torch.set_num_threads(settings.threads)
+    torch.set_default_dtype(settings.torch_dtype)
+    seed_everything(settings.seed)
+    # Library chatter is not part of a result; keep it out of notebook outputs.
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import matplotlib
+
+    matplotlib.use("agg")
+    return settings
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The book's root folder: ``ESSAY_ROOT`` or the nearest parent holding ``data/claims.yaml``."""
+    env = os.environ.get("ESSAY_ROOT")
+    if env:
+        root = Path(env)
+        if not (root / "data" / "claims.yaml").is_file():
+            raise FileNotFoundError(f"ESSAY_ROOT={env!r} has no data/claims.yaml")
+        return root
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "data" / "claims.yaml").is_file():
+            return candidate
+    package_guess = Path(__file__).resolve().parents[2]
+    if (package_guess / "data" / "claims.yaml").is_file():
+        return package_guess
+    raise FileNotFoundError(
+        f"cannot find the book's root (a folder with data/claims.yaml) above {here}; set ESSAY_ROOT"
+    )
