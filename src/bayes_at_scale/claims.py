@@ -137,8 +137,9 @@ def verdict(claim: Claim, per_seed: list[dict]) -> str:
 
 
 def _fmt(value: float, digits: int) -> str:
+    """``value`` rounded to ``digits`` decimals, without a minus sign on zero."""
     text = f"{round(value, digits):.{digits}f}"
-    return "0." + "0" * digits if text.strip("-0.") == "" else text
+    return text.lstrip("-") if text.strip("-0.") == "" else text
 
 
 def verdict_line(claim: Claim, per_seed: list[dict]) -> str:
@@ -209,3 +210,18 @@ def ledger(verdicts: dict[str, str], claims: dict[str, Claim] | None = None) -> 
                      "verdict": m.group(2) if m else "not yet tested",
                      "measured": m.group(3) if m else ""})
     return pd.DataFrame(rows)
+
+
+def executed_chapters(root: Path | str | None = None) -> tuple[list[Path], str]:
+    """The executed chapter notebooks to read verdicts from, and where they came from.
+
+    Inside a book build these are the notebooks the build has just executed
+    (``_build/jupyter_execute/chapters``); outside one, the committed reference notebooks
+    (``tests/references``), which the test suite keeps equal to a fresh execution.
+    """
+    root = Path(root) if root is not None else project_root()
+    built = sorted((root / "_build" / "jupyter_execute" / "chapters").glob("[0-9]*.ipynb"))
+    if built:
+        return built, "this build's executed chapters"
+    references = sorted((root / "tests" / "references").glob("[0-9]*.ipynb"))
+    return references, "the committed reference notebooks"

@@ -57,6 +57,8 @@ def check_counts(counts, name: str = "counts") -> np.ndarray:
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     if np.isnan(arr.astype(float)).any():
         raise ValueError(f"{name} contains NaN")
+    if np.isinf(arr.astype(float)).any():
+        raise ValueError(f"{name} contains infinite values")
     if (arr < 0).any():
         raise ValueError(f"{name} contains negative values")
     if not np.all(np.equal(np.mod(arr, 1), 0)):
@@ -122,12 +124,16 @@ class FragmentCorpus:
 
     @cached_property
     def family_pooled(self) -> np.ndarray:
-        """p_fam: each fragment's family's pooled empirical frequency, leaving the fragment out."""
+        """p_fam: each fragment's family's pooled empirical frequency, leaving the fragment out.
+
+        A fragment whose family has no other observation gets a NaN row: p_fam is undefined.
+        """
         fam = self.fragments["family"].to_numpy()
         totals = np.zeros((self.n_families, len(ANSWERS)))
         np.add.at(totals, fam, self.answer_counts)
         loo = totals[fam] - self.answer_counts
-        return loo / loo.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return loo / loo.sum(axis=1, keepdims=True)
 
     def prompts(self, index=None) -> torch.Tensor:
         """Token prompts ``[BOS, subject, predicate]`` for the given fragments (all by default)."""
@@ -280,3 +286,19 @@ class CharCorpus:
                  for k in keep]
         return pd.DataFrame(table[keep], index=pd.Index(names, name="context"),
                             columns=self.alphabet).assign(code=keep)
+
+
+# --- count buckets --------------------------------------------------------------------------
+
+COUNT_BUCKETS = ((1, 1, "1"), (2, 3, "2-3"), (4, 30, "4-30"), (31, 1000, "31-1000"),
+                 (1001, None, ">1000"))
+
+
+def count_bucket(n) -> pd.Categorical:
+    """The book's count buckets (1, 2-3, 4-30, 31-1000, >1000) of training counts ``n >= 1``."""
+    n = check_counts(n, "n")
+    if (n < 1).any():
+        raise ValueError("count buckets are defined for counts >= 1 (fragments seen in training)")
+    labels = [label for _, _, label in COUNT_BUCKETS]
+    edges = [lo - 0.5 for lo, _, _ in COUNT_BUCKETS] + [np.inf]
+    return pd.cut(n, edges, labels=labels)

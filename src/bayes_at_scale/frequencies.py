@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from . import metrics
-from .corpora import ANSWERS, CharCorpus, FragmentCorpus, load_pydoc_text, make_fragment_corpus
+from .corpora import (ANSWERS, CharCorpus, FragmentCorpus, count_bucket, load_pydoc_text,
+                      make_fragment_corpus)
 from .models import CausalLM, next_token_probs
 from .settings import Settings, seed_everything
 from .training import train_map
@@ -87,6 +88,21 @@ def fragment_table(corpus: FragmentCorpus, model: CausalLM) -> pd.DataFrame:
     return table
 
 
+def run_fragments(settings: Settings, seed: int) -> tuple[FragmentCorpus, pd.DataFrame]:
+    """Sample the corpus, train the model, and tabulate every seen fragment (one replicate)."""
+    corpus = fragment_world(settings, seed)
+    model = train_fragment_model(corpus, settings, seed)
+    return corpus, fragment_table(corpus, model).assign(seed=seed)
+
+
+def tv_by_bucket(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean TV to the empirical frequencies per count bucket (and per seed, if present)."""
+    keys = ["seed"] if "seed" in table.columns else []
+    grouped = table.assign(bucket=count_bucket(table["n"])).groupby(
+        keys + ["bucket"], observed=True)["tv"]
+    return grouped.agg(fragments="size", mean_tv="mean").round({"mean_tv": 3}).reset_index()
+
+
 def c1_statistics(table: pd.DataFrame, seed: int) -> dict:
     """Claim C1's statistics with bootstrap 95% intervals over fragments."""
     frequent = table.loc[table["n"] >= FREQUENT, "tv"].to_numpy()
@@ -115,11 +131,14 @@ def train_char_model(corpus: CharCorpus, settings: Settings, seed: int) -> Causa
     return model
 
 
-def context_table(corpus: CharCorpus, model: CausalLM, min_count: int = FREQUENT) -> pd.DataFrame:
-    """For each two-character context seen ``>= min_count`` times: its count and the TV between
-    the model's next-character distribution, averaged over the context's occurrences, and the
-    empirical next-character frequencies after it."""
+def context_probabilities(corpus: CharCorpus, model: CausalLM, min_count: int = FREQUENT
+                          ) -> pd.DataFrame:
+    """Long table over (two-character context seen ``>= min_count`` times, next character):
+    the context's count ``n``, the empirical next-character frequency, and the model's
+    next-character probability averaged over the context's occurrences in training."""
     table = corpus.bigram_contexts(min_count)
+    if table.empty:
+        raise ValueError(f"no two-character context occurs >= {min_count} times in the text")
     contexts, counts = corpus.next_token_counts()
     probs = next_token_probs(model, contexts).double().numpy()
     occurrences = counts.sum(dim=1).double().numpy()
@@ -129,9 +148,33 @@ def context_table(corpus: CharCorpus, model: CausalLM, min_count: int = FREQUENT
         np.average(probs[codes == code], axis=0, weights=occurrences[codes == code])
         for code in table["code"]])
     averaged /= averaged.sum(axis=1, keepdims=True)
-    return pd.DataFrame({"context": table.index, "n": observed.sum(axis=1).astype(int),
-                         "tv": metrics.tv_distance(averaged, observed / observed.sum(axis=1,
-                                                                                   keepdims=True))})
+    n = observed.sum(axis=1)
+    return pd.DataFrame({
+        "context": np.repeat(table.index.to_numpy(), corpus.vocab_size),
+        "next": np.tile(corpus.alphabet, len(table)),
+        "n": np.repeat(n.astype(int), corpus.vocab_size),
+        "empirical": (observed / n[:, None]).ravel(),
+        "model": averaged.ravel(),
+    })
+
+
+def context_table(probabilities: pd.DataFrame) -> pd.DataFrame:
+    """Per context: its count and the TV between the averaged model and the empirical frequencies."""
+    rows = []
+    for context, part in probabilities.groupby("context", sort=True):
+        rows.append({"context": context, "n": int(part["n"].iloc[0]),
+                     "tv": float(metrics.tv_distance(part["model"].to_numpy(),
+                                                     part["empirical"].to_numpy()))})
+    return pd.DataFrame(rows)
+
+
+def run_characters(settings: Settings, seed: int, corpus: CharCorpus | None = None
+                   ) -> pd.DataFrame:
+    """Train a character model on the real-text corpus; tabulate its frequent contexts' next-
+    character probabilities (see :func:`context_probabilities`)."""
+    corpus = corpus or char_world(settings)
+    model = train_char_model(corpus, settings, seed)
+    return context_probabilities(corpus, model).assign(seed=seed)
 
 
 def c2_statistics(table: pd.DataFrame, seed: int) -> dict:

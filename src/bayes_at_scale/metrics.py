@@ -125,7 +125,10 @@ def auroc(scores, labels) -> float:
         raise ValueError("labels must be 0 or 1")
     if y.min() == y.max():
         raise ValueError("AUROC needs both positive and negative labels")
-    return float(binary_auroc(torch.as_tensor(s, dtype=torch.float64), torch.as_tensor(y)))
+    # AUROC depends on the ranks only; torchmetrics reads scores outside [0, 1] as logits and
+    # squashes them, which ties large scores - so hand it ranks scaled into [0, 1].
+    ranks = stats.rankdata(s) / s.size
+    return float(binary_auroc(torch.as_tensor(ranks, dtype=torch.float64), torch.as_tensor(y)))
 
 
 def spearman(x, y) -> float:
@@ -134,6 +137,8 @@ def spearman(x, y) -> float:
     _same_shape(x, y, "x and y")
     if x.ndim != 1 or x.size < 3:
         raise ValueError("spearman needs two one-dimensional samples of at least 3 values")
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        raise ValueError("spearman is undefined when a sample is constant")
     return float(stats.spearmanr(x, y).statistic)
 
 

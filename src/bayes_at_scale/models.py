@@ -88,6 +88,7 @@ class NextToken(nn.Module):
 @torch.no_grad()
 def next_token_probs(lm: CausalLM, prompts: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
     """The model's next-token distribution after each prompt, ``(B, V)``."""
+    lm.check_tokens(prompts)
     lm.eval()
     out = [torch.softmax(lm(chunk)[:, -1, :], dim=-1) for chunk in prompts.split(batch_size)]
     return torch.cat(out) if out else torch.empty(0, lm.vocab_size)

@@ -30,8 +30,8 @@ class PosteriorConfig:
     temperature: float = 1.0
     last_layer_name: str = "lm.head"
     freeze: tuple[str, ...] = ()               # parameter-name prefixes held at the MAP
-    prior_method: str = "marglik"              # "marglik" | "gridsearch"
-    prior_structure: str = "scalar"            # "scalar" | "layerwise" | "diag"
+    prior_method: str = "marglik"              # marginal likelihood (no validation set needed)
+    prior_structure: str = "scalar"            # one precision for all weights
     prior_steps: int = 100
     prior_lr: float = 0.1
     pred_type: str = "glm"                     # "glm" | "nn"
@@ -132,16 +132,26 @@ class Posterior:
                                           n_samples=n_samples, generator=generator)
 
     def marginal_variance(self) -> torch.Tensor:
-        """Posterior variances of the fitted parameters."""
+        """Posterior variances of the fitted parameters, for every Hessian structure."""
         if not self.fitted:
             raise RuntimeError("the posterior is not fitted: call fit(loader) first")
+        structure = self.config.hessian_structure
+        if structure == "kron":
+            return self.la.posterior_precision.diag(exponent=-1)
+        if structure == "full":
+            return self.la.posterior_covariance.diagonal()
         return self.la.posterior_variance
 
     def covariance(self) -> torch.Tensor:
         """Dense posterior covariance (affordable for last-layer posteriors only)."""
         if not self.fitted:
             raise RuntimeError("the posterior is not fitted: call fit(loader) first")
-        return self.la.posterior_covariance
+        structure = self.config.hessian_structure
+        if structure == "kron":
+            return self.la.posterior_precision.to_matrix(exponent=-1)
+        if structure == "full":
+            return self.la.posterior_covariance
+        return torch.diag(self.la.posterior_variance)
 
 
 def fit_posterior(model: NextToken, loader: DataLoader, name: str = DEFAULT_FLAVOUR,

@@ -48,7 +48,7 @@ class Settings:
 
     def seeds(self, n: int) -> list[int]:
         """``n`` replicate seeds derived from the base seed."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"number of seeds must be a positive integer, got {n!r}")
         return [self.seed + i for i in range(n)]
 
@@ -67,14 +67,24 @@ def _int_from_env(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+ENV_VARS = {"scale": "ESSAY_SCALE", "seed": "ESSAY_SEED", "threads": "ESSAY_THREADS",
+            "dtype": "ESSAY_DTYPE"}
+
+
 def from_env() -> Settings:
-    """Settings read from the ``ESSAY_*`` environment variables."""
-    return Settings(
-        scale=os.environ.get("ESSAY_SCALE", "quick") or "quick",
-        seed=_int_from_env("ESSAY_SEED", 0),
-        threads=_int_from_env("ESSAY_THREADS", 2),
-        dtype=os.environ.get("ESSAY_DTYPE", "float32") or "float32",
-    )
+    """Settings read from the ``ESSAY_*`` environment variables; errors name the variable."""
+    values = {
+        "scale": os.environ.get("ESSAY_SCALE", "quick") or "quick",
+        "seed": _int_from_env("ESSAY_SEED", 0),
+        "threads": _int_from_env("ESSAY_THREADS", 2),
+        "dtype": os.environ.get("ESSAY_DTYPE", "float32") or "float32",
+    }
+    for field, variable in ENV_VARS.items():
+        try:
+            Settings(**{field: values[field]})
+        except ValueError as error:
+            raise ValueError(f"{variable}: {error}") from None
+    return Settings(**values)
 
 
 def seed_everything(seed: int) -> torch.Generator:

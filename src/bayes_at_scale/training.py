@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 
 def in_notebook() -> bool:
@@ -50,7 +51,21 @@ def check_next_token_counts(contexts: torch.Tensor, counts: torch.Tensor, vocab_
 
 
 def corpus_nll(model: nn.Module, contexts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """Mean NLL per corpus token: ``-sum counts * log p(next | context) / sum counts``."""
+    """Mean NLL per corpus token: ``-sum counts * log p(next | context) / sum counts``.
+
+    ``counts`` may be whole counts or non-negative weights (e.g. normalised counts).
+    """
+    if not isinstance(counts, torch.Tensor) or not isinstance(contexts, torch.Tensor):
+        raise TypeError("contexts and counts must be torch tensors")
+    expected = (contexts.shape[0], model.vocab_size)
+    if tuple(counts.shape) != expected:
+        raise ValueError(f"counts must have shape {expected}, got {tuple(counts.shape)}")
+    if counts.is_floating_point() and torch.isnan(counts).any():
+        raise ValueError("counts contain NaN")
+    if (counts < 0).any():
+        raise ValueError("counts must be non-negative")
+    if counts.sum() == 0:
+        raise ValueError("the corpus is empty: all counts are zero")
     logp = torch.log_softmax(model(contexts)[:, -1, :], dim=-1)
     w = counts.to(logp.dtype)
     return -(w * logp).sum() / w.sum()
@@ -58,22 +73,26 @@ def corpus_nll(model: nn.Module, contexts: torch.Tensor, counts: torch.Tensor) -
 
 def train_map(model: nn.Module, contexts: torch.Tensor, counts: torch.Tensor, *, steps: int,
               lr: float = 1e-2, weight_decay: float = 1e-5, batch_size: int | None = None,
-              seed: int = 0, progress: bool | None = None) -> list[float]:
+              clip_norm: float | None = 1.0, seed: int = 0, progress: bool | None = None
+              ) -> list[float]:
     """Train ``model`` to the MAP of the count-weighted corpus; return the loss per step.
 
     ``batch_size=None`` takes full-batch steps (the exact corpus gradient); otherwise each step
     samples ``batch_size`` contexts with probability proportional to their total counts and
     uses each one's normalised next-token counts - an unbiased estimate of the same gradient.
     Adam's coupled ``weight_decay`` is the gradient of the L2 penalty, so the fixed point is the
-    MAP estimate.  Adam's step size follows a cosine schedule to zero.
+    MAP estimate.  Adam's step size follows a cosine schedule to zero, and gradients are clipped
+    to norm ``clip_norm`` (None: no clipping), which keeps early steps from overshooting.
     """
     check_next_token_counts(contexts, counts, model.vocab_size)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
     if not weight_decay >= 0:
         raise ValueError(f"weight_decay must be non-negative, got {weight_decay!r}")
+    if clip_norm is not None and not clip_norm > 0:
+        raise ValueError(f"clip_norm must be positive or None, got {clip_norm!r}")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
@@ -94,6 +113,8 @@ def train_map(model: nn.Module, contexts: torch.Tensor, counts: torch.Tensor, *,
             loss = corpus_nll(model, contexts[idx], targets[idx])
         optimiser.zero_grad()
         loss.backward()
+        if clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
         optimiser.step()
         schedule.step()
         losses.append(loss.item())
@@ -106,6 +127,6 @@ def prior_precision(weight_decay: float, n_tokens: int) -> float:
     """Prior precision of the sum-over-tokens objective that ``train_map`` optimises as a mean."""
     if not weight_decay >= 0:
         raise ValueError(f"weight_decay must be non-negative, got {weight_decay!r}")
-    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1:
+    if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or n_tokens < 1:
         raise ValueError(f"n_tokens must be a positive integer, got {n_tokens!r}")
-    return float(weight_decay) * n_tokens
+    return float(weight_decay) * int(n_tokens)

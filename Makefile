@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine with Python 3.11 and pip:
+#   make book   install the pinned environment, execute every chapter, render _build/html
+#   make test   install likewise and run the whole test suite
+# Other targets: make references (re-bless the executed reference notebooks),
+#                make benchmark (time every chapter's execution), make clean.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The quick scale, base seed and thread count that the reference notebooks were blessed with.
+QUICK  := ESSAY_SCALE=quick ESSAY_SEED=0 ESSAY_THREADS=2 ESSAY_DTYPE=float32 PYTHONHASHSEED=0
+CHAPTERS := $(wildcard chapters/[0-9]*.md)
+
+.PHONY: install book test references benchmark clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -c 'import torch, laplace; assert torch.__version__.startswith("2.13.0"), torch.__version__'
+	touch $(STAMP)
+
+book: install
+	$(QUICK) $(BIN)/jupyter-book build --all -W --keep-going .
+	@echo "The book is in _build/html/index.html"
+
+test: install
+	$(QUICK) $(BIN)/python -m pytest
+
+references: install
+	@for md in $(CHAPTERS); do \
+	  out=tests/references/$$(basename $$md .md).ipynb; echo "blessing $$out"; \
+	  $(QUICK) $(BIN)/jupytext --to ipynb --execute --output $$out $$md || exit 1; \
+	done
+
+benchmark: install
+	$(QUICK) $(BIN)/python benchmarks/chapters.py
+
+clean:
+	rm -rf _build

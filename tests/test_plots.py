@@ -1,0 +1,190 @@
+"""Tests of bayes_at_scale.plots: what each figure helper draws, and its input checks."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from bayes_at_scale import plots
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = rng.integers(1, 5000, 200)
+    return pd.DataFrame({
+        "n": n,
+        "empirical": rng.uniform(0, 1, 200),
+        "model": rng.uniform(0, 1, 200),
+        "tv": 0.5 * n.astype(float) ** -0.5 * np.exp(rng.normal(0, 0.1, 200)),
+        "group": rng.choice(["a", "b"], 200),
+    })
+
+
+def _line(ax, label_start: str):
+    found = [line for line in ax.lines if line.get_label().startswith(label_start)]
+    assert len(found) == 1, [line.get_label() for line in ax.lines]
+    return found[0]
+
+
+# --- set_theme ----------------------------------------------------------------------------
+
+
+def test_set_theme():
+    with mpl.rc_context():
+        plots.set_theme()
+        assert list(mpl.rcParams["figure.figsize"]) == [6.4, 4.2]
+        assert mpl.rcParams["figure.dpi"] == 100
+        assert mpl.rcParams["savefig.dpi"] == 100
+        assert mpl.rcParams["axes.titleweight"] == "bold"
+        assert mpl.rcParams["axes.grid"]
+        fig = plt.figure()
+        assert tuple(fig.get_size_inches()) == (6.4, 4.2)
+
+
+# --- agreement ----------------------------------------------------------------------------
+
+
+def test_agreement(frame):
+    fig = plots.agreement(frame, "empirical", "model", "n", title="T", ylabel="model p")
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2  # the plot and its colour bar
+    ax, cbar = fig.axes
+    identity = _line(ax, "identity")
+    np.testing.assert_array_equal(identity.get_xdata(), [0, 1])
+    np.testing.assert_array_equal(identity.get_ydata(), [0, 1])
+    points = ax.collections[0]
+    np.testing.assert_array_equal(points.get_offsets(), frame[["empirical", "model"]].to_numpy())
+    np.testing.assert_array_equal(points.get_array(), frame["n"].to_numpy())
+    assert isinstance(points.norm, LogNorm)
+    assert ax.get_xlim() == pytest.approx((-0.02, 1.02)) and ax.get_ylim() == pytest.approx(
+        (-0.02, 1.02))
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("T", "empirical", "model p")
+    assert cbar.get_ylabel() == "n"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["identity"]
+
+
+# --- loglog_decay -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slope", [-0.5, -1.0, 0.25])
+def test_loglog_decay_reference_line(frame, slope):
+    fig = plots.loglog_decay(frame, "n", "tv", reference_slope=slope, title="decay")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    ref = _line(ax, "reference")
+    x, y = ref.get_xdata(), ref.get_ydata()
+    x0 = frame["n"].min()
+    assert x[0] == pytest.approx(x0) and x[-1] == pytest.approx(frame["n"].max())
+    assert y[0] == pytest.approx(frame.loc[frame["n"] == x0, "tv"].median())
+    assert np.polyfit(np.log(x), np.log(y), 1)[0] == pytest.approx(slope)
+    assert ref.get_linestyle() == "--"
+    assert ax.get_title() == "decay"
+
+
+def test_loglog_decay_points_and_medians(frame):
+    ax = plots.loglog_decay(frame, "n", "tv").axes[0]
+    np.testing.assert_array_equal(ax.collections[0].get_offsets(), frame[["n", "tv"]].to_numpy())
+    medians = _line(ax, "median")
+    mx, my = medians.get_xdata(), medians.get_ydata()
+    assert len(mx) >= 5
+    assert (np.diff(mx) > 0).all()           # one median per bin, bins in order
+    assert (my >= frame["tv"].min()).all() and (my <= frame["tv"].max()).all()
+    # the synthetic tv decays like n^-1/2: so do the binned medians
+    assert np.polyfit(np.log(mx), np.log(my), 1)[0] == pytest.approx(-0.5, abs=0.1)
+
+
+def test_loglog_decay_drops_non_positive_values(frame):
+    bad = frame.copy()
+    bad.loc[:9, "tv"] = 0.0
+    bad.loc[10:14, "n"] = 0
+    ax = plots.loglog_decay(bad, "n", "tv").axes[0]
+    assert len(ax.collections[0].get_offsets()) == len(frame) - 15
+
+
+def test_loglog_decay_by_hue(frame):
+    ax = plots.loglog_decay(frame, "n", "tv", hue="group").axes[0]
+    labels = [line.get_label() for line in ax.lines]
+    assert sorted(lbl for lbl in labels if lbl.startswith("median")) == ["median a", "median b"]
+    assert sum(lbl.startswith("reference") for lbl in labels) == 1
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"a", "b", "median a", "median b"} <= set(legend)
+
+
+def test_loglog_decay_needs_positive_values(frame):
+    with pytest.raises(ValueError, match=r"log-log plot needs positive values"):
+        plots.loglog_decay(frame.assign(tv=0.0), "n", "tv")
+
+
+# --- histogram_by -------------------------------------------------------------------------
+
+
+def test_histogram_by(frame):
+    fig = plots.histogram_by(frame, "tv", title="H", xlabel="TV")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_xscale()) == ("H", "TV", "linear")
+    assert len(ax.collections) == 1
+    heights = ax.collections[0].get_paths()[0].vertices[:, 1]
+    counts, _ = np.histogram(frame["tv"], bins=40)
+    assert heights.max() == counts.max()
+    assert set(counts) <= set(heights)
+
+
+def test_histogram_by_hue_and_log_scale(frame):
+    ax = plots.histogram_by(frame, "n", hue="group", log_scale=True).axes[0]
+    assert ax.get_xscale() == "log"
+    assert len(ax.collections) == 2  # one step outline per group
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["a", "b"]
+    assert ax.get_xlabel() == "n"
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+CALLS = {
+    "agreement": lambda df: plots.agreement(df, "empirical", "model", "n"),
+    "loglog_decay": lambda df: plots.loglog_decay(df, "n", "tv"),
+    "loglog_decay_hue": lambda df: plots.loglog_decay(df, "n", "tv", hue="group"),
+    "histogram_by": lambda df: plots.histogram_by(df, "tv"),
+    "histogram_by_hue": lambda df: plots.histogram_by(df, "tv", hue="group"),
+}
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_empty_frame(frame, call):
+    with pytest.raises(ValueError, match=r"cannot plot an empty data frame"):
+        CALLS[call](frame.iloc[:0])
+    assert plt.get_fignums() == []  # nothing half-drawn is left open
+
+
+@pytest.mark.parametrize("call, drop", [
+    ("agreement", "model"), ("agreement", "n"), ("loglog_decay", "tv"),
+    ("loglog_decay_hue", "group"), ("histogram_by", "tv"), ("histogram_by_hue", "group"),
+])
+def test_missing_column(frame, call, drop):
+    with pytest.raises(KeyError, match=rf"data frame lacks column\(s\) {drop}"):
+        CALLS[call](frame.drop(columns=drop))
+
+
+def test_all_missing_columns_are_named(frame):
+    with pytest.raises(KeyError, match=r"lacks column\(s\) x, y"):
+        plots.agreement(frame, "x", "y", "n")
+
+
+@pytest.mark.parametrize("call", CALLS)
+@pytest.mark.parametrize("data", [None, [1, 2, 3], {"n": [1]}])
+def test_not_a_frame(call, data):
+    with pytest.raises(TypeError, match=r"expected a pandas DataFrame, got "):
+        CALLS[call](data)
