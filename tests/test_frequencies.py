@@ -127,7 +127,9 @@ def test_train_fragment_model(tiny_recipes):
 
 
 def test_run_fragments(tiny_recipes):
-    corpus, table = frequencies.run_fragments(Settings(), seed=2)
+    run = frequencies.run_fragments(Settings(), seed=2)
+    corpus, table = run.corpus, run.table
+    assert run.seed == 2 and run.excess_loss >= -1e-6
     pd.testing.assert_frame_equal(corpus.fragments,
                                   frequencies.fragment_world(Settings(), 2).fragments)
     model = frequencies.train_fragment_model(corpus, Settings(), seed=2)
@@ -148,7 +150,9 @@ def test_char_world_and_model(tiny_recipes):
 
 def test_run_characters(tiny_recipes):
     corpus = CharCorpus("abracadabra " * 600, 3)  # "ab", "br", "ra" seen 1200 times
-    probs = frequencies.run_characters(Settings(), seed=4, corpus=corpus)
+    run = frequencies.run_characters(Settings(), seed=4, corpus=corpus)
+    probs = run.table
+    assert run.corpus is corpus and run.excess_loss >= -1e-6
     model = frequencies.train_char_model(corpus, Settings(), seed=4)
     expected = frequencies.context_probabilities(corpus, model).assign(seed=4)
     pd.testing.assert_frame_equal(probs, expected)

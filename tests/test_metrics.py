@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume, given, settings
+from hypothesis.extra.numpy import arrays
 from hypothesis import strategies as st
 
 from bayes_at_scale import metrics
@@ -444,3 +445,38 @@ def test_loglog_slope_rejects(x, y, pattern):
 def test_bootstrap_ci_rejects(samples, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         metrics.bootstrap_ci(np.mean, *samples, seed=0, **kwargs)
+
+
+# --- count_entropy --------------------------------------------------------------------------
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(np.int64, st.tuples(st.integers(1, 6), st.integers(2, 5)),
+              elements=st.integers(0, 50)))
+def test_count_entropy_is_the_lowest_achievable_nll(counts):
+    assume(counts.sum() > 0)
+    h = metrics.count_entropy(counts)
+    rows = counts.sum(axis=1, keepdims=True)
+    seen = rows[:, 0] > 0
+    empirical = counts[seen] / rows[seen]
+    with np.errstate(divide="ignore"):
+        nll_empirical = -(counts[seen] * np.where(counts[seen] > 0, np.log(empirical), 0)).sum()
+    assert h == pytest.approx(nll_empirical / counts.sum(), abs=1e-9)
+    uniform = -np.log(1 / counts.shape[1])  # NLL of any other model is at least h (Gibbs)
+    assert 0 <= h <= uniform + 1e-12
+
+
+def test_count_entropy_hand_case():
+    assert metrics.count_entropy([[1, 1], [2, 0]]) == pytest.approx(np.log(2) / 2)
+
+
+@pytest.mark.parametrize("counts, pattern", [
+    ([1, 2], r"shape \(contexts, tokens\)"),
+    ([[0, 0]], r"all zero"),
+    ([[1, -1]], r"non-negative whole"),
+    ([[0.5, 1]], r"non-negative whole"),
+    ([[np.nan, 1]], r"NaN"),
+])
+def test_count_entropy_rejects_bad_counts(counts, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        metrics.count_entropy(counts)

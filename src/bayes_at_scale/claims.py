@@ -150,14 +150,15 @@ def verdict_line(claim: Claim, per_seed: list[dict]) -> str:
     return f"CLAIM {claim.id}: {verdict(claim, per_seed)} - {values} (rule: {claim.rule})"
 
 
-def report(claim_id: str, per_seed: list[dict], claims: dict[str, Claim] | None = None) -> str:
-    """Print (and return) the verdict line of ``claim_id`` for the per-seed statistics."""
+def report(claim_id: str, per_seed: list[dict], claims: dict[str, Claim] | None = None) -> None:
+    """Print the verdict line of ``claim_id`` for the per-seed statistics.
+
+    Returns nothing, so that a chapter's verdict cell shows the printed line and only that.
+    """
     claims = claims if claims is not None else load_claims()
     if claim_id not in claims:
         raise KeyError(f"unknown claim {claim_id!r}; known: {', '.join(claims)}")
-    line = verdict_line(claims[claim_id], per_seed)
-    print(line)
-    return line
+    print(verdict_line(claims[claim_id], per_seed))
 
 
 # --- the ledger -----------------------------------------------------------------------------

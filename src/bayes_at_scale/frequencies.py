@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
+
 from . import metrics
 from .corpora import (ANSWERS, CharCorpus, FragmentCorpus, count_bucket, load_pydoc_text,
                       make_fragment_corpus)
 from .models import CausalLM, next_token_probs
 from .settings import Settings, seed_everything
-from .training import train_map
+from .training import corpus_nll, train_map
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ FRAGMENT_RECIPES = {
 CHAR_RECIPES = {
     "quick": Recipe(
         corpus=dict(context=2, max_chars=None),
-        model=dict(d_model=96, n_heads=2, n_layers=1),
-        training=dict(steps=300, lr=1e-2, weight_decay=1e-5)),
+        model=dict(d_model=64, n_heads=4, n_layers=1),
+        training=dict(steps=600, lr=1e-2, weight_decay=1e-5)),
     "full": Recipe(
         corpus=dict(context=8, max_chars=None),
         model=dict(d_model=96, n_heads=4, n_layers=3),
@@ -88,11 +90,30 @@ def fragment_table(corpus: FragmentCorpus, model: CausalLM) -> pd.DataFrame:
     return table
 
 
-def run_fragments(settings: Settings, seed: int) -> tuple[FragmentCorpus, pd.DataFrame]:
+@dataclass(frozen=True)
+class Replicate:
+    """One seed's corpus, trained model and result table."""
+
+    seed: int
+    corpus: FragmentCorpus | CharCorpus
+    model: CausalLM
+    table: pd.DataFrame
+
+    @property
+    def excess_loss(self) -> float:
+        """Training NLL per token above the empirical conditional entropy - the least any model
+        can reach on this corpus; near 0 means the model has fitted the corpus's frequencies."""
+        contexts, counts = self.corpus.next_token_counts()
+        with torch.no_grad():
+            nll = corpus_nll(self.model, contexts, counts).item()
+        return nll - metrics.count_entropy(counts.numpy())
+
+
+def run_fragments(settings: Settings, seed: int) -> Replicate:
     """Sample the corpus, train the model, and tabulate every seen fragment (one replicate)."""
     corpus = fragment_world(settings, seed)
     model = train_fragment_model(corpus, settings, seed)
-    return corpus, fragment_table(corpus, model).assign(seed=seed)
+    return Replicate(seed, corpus, model, fragment_table(corpus, model).assign(seed=seed))
 
 
 def tv_by_bucket(table: pd.DataFrame) -> pd.DataFrame:
@@ -169,12 +190,12 @@ def context_table(probabilities: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_characters(settings: Settings, seed: int, corpus: CharCorpus | None = None
-                   ) -> pd.DataFrame:
+                   ) -> Replicate:
     """Train a character model on the real-text corpus; tabulate its frequent contexts' next-
     character probabilities (see :func:`context_probabilities`)."""
     corpus = corpus or char_world(settings)
     model = train_char_model(corpus, settings, seed)
-    return context_probabilities(corpus, model).assign(seed=seed)
+    return Replicate(seed, corpus, model, context_probabilities(corpus, model).assign(seed=seed))
 
 
 def c2_statistics(table: pd.DataFrame, seed: int) -> dict:

@@ -68,6 +68,23 @@ def entropy(p) -> np.ndarray:
     return stats.entropy(check_probabilities(p, "p"), axis=-1)
 
 
+def count_entropy(counts) -> float:
+    """Conditional entropy (nats per token) of next-token counts ``(contexts, tokens)``: the
+    NLL of the empirical frequencies themselves, a lower bound on any model's training NLL."""
+    c = _as_array(counts, "counts")
+    if c.ndim != 2:
+        raise ValueError(f"counts must have shape (contexts, tokens), got {c.shape}")
+    if (c < 0).any() or not np.all(c == np.round(c)):
+        raise ValueError("counts must be non-negative whole numbers")
+    total = c.sum()
+    if total == 0:
+        raise ValueError("counts are all zero")
+    rows = c.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(c > 0, c * np.log(c / rows), 0.0)
+    return float(-terms.sum() / total)
+
+
 def predictive_decomposition(samples) -> dict[str, np.ndarray]:
     """Split the entropy of a sampled predictive into aleatoric and epistemic parts.
 
