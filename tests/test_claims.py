@@ -331,6 +331,7 @@ def test_ledger_rejects_unknown_claims(all_claims):
 def _notebook(path: Path, outputs: list) -> Path:
     cells = [{"cell_type": "markdown", "source": "CLAIM C2: SUPPORTED - x = 1 (rule: r)"}]
     for out in outputs:
+        out = {"output_type": "stream", "name": "stdout", **out}
         cells.append({"cell_type": "code", "source": "", "outputs": [out]})
     path.write_text(json.dumps({"cells": cells}))
     return path
@@ -341,11 +342,22 @@ def test_notebook_text_outputs(tmp_path):
         {"output_type": "stream", "name": "stdout", "text": ["line one\n", "line two\n"]},
         {"output_type": "stream", "name": "stdout", "text": "line three\n"},
         {"output_type": "display_data", "data": {"text/plain": "ignored"}},
+        {"output_type": "stream", "name": "stderr", "text": "error text\n"},
     ])
     text = claims.notebook_text_outputs(nb)
     assert "line one\nline two\n" in text and "line three" in text
+    assert "error text" not in text  # stderr is not a printed result
     assert "CLAIM C2" not in text  # markdown cells are not outputs
     assert "ignored" not in text
+
+
+def test_a_line_split_across_stream_messages_is_reassembled(tmp_path, all_claims):
+    line = _lines(all_claims, ["C1"])["C1"]
+    nb = tmp_path / "split.ipynb"
+    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "source": "", "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": line[:20]},
+        {"output_type": "stream", "name": "stdout", "text": line[20:] + "\n"}]}]}))
+    assert claims.verdicts_from_notebooks([nb]) == {"C1": line}
 
 
 def test_verdicts_from_notebooks(tmp_path, all_claims):

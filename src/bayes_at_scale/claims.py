@@ -177,14 +177,23 @@ def parse_verdict_lines(text: str) -> dict[str, str]:
 
 
 def notebook_text_outputs(path: Path | str) -> str:
-    """All stdout text printed by the code cells of an executed ``.ipynb``."""
+    """All stdout text printed by the code cells of an executed ``.ipynb``.
+
+    A cell's stream outputs are concatenated as they were printed (the kernel may split one
+    printed line across several messages); cells are separated by a newline.
+    """
     nb = json.loads(Path(path).read_text())
-    chunks = []
+    cells = []
     for cell in nb.get("cells", []):
-        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
-            text = out.get("text", "")
-            chunks.append("".join(text) if isinstance(text, list) else text)
-    return "\n".join(chunks)
+        if cell.get("cell_type") != "code":
+            continue
+        text = ""
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stdout":
+                chunk = out.get("text", "")
+                text += "".join(chunk) if isinstance(chunk, list) else chunk
+        cells.append(text)
+    return "\n".join(cells)
 
 
 def verdicts_from_notebooks(paths) -> dict[str, str]:
