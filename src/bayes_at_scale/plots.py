@@ -1,12 +1,13 @@
 """One seaborn theme and the book's figure helpers.
 
 Each helper takes a tidy data frame and column names and returns a matplotlib ``Figure``; it
-imports nothing else from the package.  Chapters ``glue`` the figures into their prose.
+imports nothing else from the package.  Figures are built without pyplot, so nothing is shown
+unless a chapter displays or glues it.  Chapters ``glue`` the figures into their prose.
 """
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -33,11 +34,15 @@ def _require(df: pd.DataFrame, *columns: str) -> None:
 
 
 def agreement(df: pd.DataFrame, x: str, y: str, hue: str, *, title: str = "",
-              xlabel: str = "", ylabel: str = "") -> plt.Figure:
-    """Scatter of ``y`` against ``x`` on [0, 1] with the identity line, coloured by log ``hue``."""
+              xlabel: str = "", ylabel: str = "") -> Figure:
+    """Scatter of ``y`` against ``x`` on [0, 1] with the identity line, coloured (and sized) by
+    log ``hue``; points with the largest ``hue`` are drawn on top."""
     _require(df, x, y, hue)
-    fig, ax = plt.subplots()
-    points = ax.scatter(df[x], df[y], c=df[hue], cmap=PALETTE, norm=LogNorm(), s=10, alpha=0.7,
+    df = df.sort_values(hue)  # the best-supported points are drawn last, on top
+    fig = Figure()
+    ax = fig.subplots()
+    size = 6 + 6 * np.log10(df[hue].clip(lower=1))
+    points = ax.scatter(df[x], df[y], c=df[hue], cmap=PALETTE, norm=LogNorm(), s=size, alpha=0.7,
                         linewidths=0)
     ax.plot([0, 1], [0, 1], color="black", lw=1, ls="--", label="identity")
     ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), xlabel=xlabel or x, ylabel=ylabel or y,
@@ -50,7 +55,7 @@ def agreement(df: pd.DataFrame, x: str, y: str, hue: str, *, title: str = "",
 
 def loglog_decay(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None,
                  reference_slope: float = -0.5, title: str = "", xlabel: str = "",
-                 ylabel: str = "") -> plt.Figure:
+                 ylabel: str = "") -> Figure:
     """``y`` against ``x`` on log-log axes: points, binned medians and a ``x^slope`` reference.
 
     The reference line passes through the median of ``y`` at the smallest ``x``.
@@ -59,7 +64,8 @@ def loglog_decay(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None,
     data = df[(df[x] > 0) & (df[y] > 0)]
     if data.empty:
         raise ValueError("log-log plot needs positive values")
-    fig, ax = plt.subplots()
+    fig = Figure()
+    ax = fig.subplots()
     sns.scatterplot(data=data, x=x, y=y, hue=hue, ax=ax, s=10, alpha=0.35, linewidth=0,
                     legend=bool(hue))
     edges = np.unique(np.round(np.logspace(0, np.log10(data[x].max()) + 1e-9, 12)))
@@ -80,10 +86,11 @@ def loglog_decay(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None,
 
 
 def histogram_by(df: pd.DataFrame, x: str, *, hue: str | None = None, title: str = "",
-                 xlabel: str = "", log_scale: bool = False) -> plt.Figure:
+                 xlabel: str = "", log_scale: bool = False) -> Figure:
     """Distribution of ``x`` (optionally split by ``hue``)."""
     _require(df, x, *(c for c in [hue] if c))
-    fig, ax = plt.subplots()
+    fig = Figure()
+    ax = fig.subplots()
     sns.histplot(data=df, x=x, hue=hue, ax=ax, log_scale=log_scale, element="step", bins=40)
     ax.set(xlabel=xlabel or x, title=title)
     fig.tight_layout()

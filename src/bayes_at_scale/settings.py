@@ -110,8 +110,24 @@ def configure(settings: Settings | None = None) -> Settings:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     import matplotlib
 
-    matplotlib.use("agg")
+    matplotlib.use("agg")  # figures are shown by glue/display, never by pyplot's auto-display
+    if in_notebook():
+        # Render Figure objects as PNG in the notebook (the book's figures are glued from them).
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png")
     return settings
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where progress bars would clutter executed outputs)."""
+    import sys
+
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    ip = shell.get_ipython()
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
 
 
 def project_root(start: Path | None = None) -> Path:

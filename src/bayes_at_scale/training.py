@@ -9,21 +9,12 @@ has prior precision ``weight_decay * N`` (:func:`prior_precision`).
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel, where progress bars would clutter executed outputs."""
-    shell = sys.modules.get("IPython")
-    if shell is None:
-        return False
-    ip = shell.get_ipython()
-    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+from .settings import in_notebook
 
 
 def check_next_token_counts(contexts: torch.Tensor, counts: torch.Tensor, vocab_size: int) -> None:
