@@ -400,3 +400,14 @@ def test_executed_chapters_falls_back_to_references(tmp_path):
 
 def test_executed_chapters_of_an_empty_book(tmp_path):
     assert claims.executed_chapters(tmp_path) == ([], "the committed reference notebooks")
+
+
+def test_every_threshold_appears_in_its_rule_text(all_claims):
+    # the printed rule and the applied thresholds must not drift apart
+    for claim in all_claims.values():
+        numbers = {float(x) / (100 if pct else 1)
+                   for x, pct in re.findall(r"(-?\d+(?:\.\d+)?)(%?)", claim.rule)}
+        for condition in claim.conditions:
+            if condition.threshold == 0 and "_minus_" in condition.statistic:
+                continue  # "a <= b" is applied as "a - b <= 0"
+            assert condition.threshold in numbers, (claim.id, condition.statistic)

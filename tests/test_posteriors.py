@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from dataclasses import replace
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -26,10 +27,6 @@ LAST_LAYER = ["last_layer_kron", "last_layer_diag", "last_layer_full"]
 ALL_FLAVOURS = [*LAST_LAYER, "all_diag_frozen_embedding"]
 FROZEN = ("lm.token", "lm.position")
 
-# Posterior.marginal_variance() reads ``la.posterior_variance``, which laplace-torch 0.3 defines
-# only for diagonal Hessians; Posterior.covariance() reads ``la.posterior_covariance``, defined
-# only for full Hessians.  Each is an AttributeError on the other flavours (both on the default
-# flavour, last_layer_kron).
 @pytest.fixture(scope="module")
 def world():
     """A trained tiny model, its training data as a loader, and a few query prompts."""
@@ -321,3 +318,23 @@ def test_next_token_loader_yields_the_pairs_in_order():
 def test_next_token_loader_rejects(prompts, targets, pattern):
     with pytest.raises(ValueError, match=pattern):
         posteriors.next_token_loader(prompts, targets)
+
+
+@pytest.mark.parametrize("name", ALL_FLAVOURS)
+def test_chunked_prediction_matches_one_batch(fitted, world, name):
+    """Splitting prompts into chunks (to bound the Jacobians' memory) changes nothing."""
+    post = fitted(name)
+    x = world["x"]
+    whole = post.predictive(x)
+    whole_samples = post.sample(x, 4, seed=5)
+    original = post.config
+    try:
+        post.config = replace(original, predict_batch=2)
+        torch.testing.assert_close(post.predictive(x), whole)
+        chunked = post.sample(x, 4, seed=5)
+        assert chunked.shape == (4, x.shape[0], V)
+        torch.testing.assert_close(chunked, post.sample(x, 4, seed=5))
+        if original.pred_type == "nn":  # the same weight samples in every chunk
+            torch.testing.assert_close(chunked, whole_samples)
+    finally:
+        post.config = original

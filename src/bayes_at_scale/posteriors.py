@@ -37,6 +37,8 @@ class PosteriorConfig:
     pred_type: str = "glm"                     # "glm" | "nn"
     link_approx: str = "probit"                # closed form; "mc" samples
     n_samples: int = 100
+    predict_batch: int = 256                   # prompts per call: the GLM predictive builds
+                                               # (batch x vocabulary x parameters) Jacobians
 
 
 FLAVOURS: dict[str, PosteriorConfig] = {
@@ -119,17 +121,30 @@ class Posterior:
         c = self.config
         if c.link_approx == "mc":
             return self.sample(x, c.n_samples, seed=0).mean(0)
-        return self.la(x, pred_type=c.pred_type, link_approx=c.link_approx)
+        return torch.cat([self.la(chunk, pred_type=c.pred_type, link_approx=c.link_approx)
+                          for chunk in x.split(c.predict_batch)])
 
     @torch.no_grad()
     def sample(self, x: torch.Tensor, n_samples: int, seed: int) -> torch.Tensor:
-        """``(n_samples, B, V)`` categorical predictions under seeded posterior samples."""
+        """``(n_samples, B, V)`` categorical predictions under seeded posterior samples.
+
+        Prompts are processed in chunks of ``predict_batch``.  For weight-space sampling
+        (``pred_type="nn"``) every chunk uses the same weight samples, so the result is the
+        same as one big batch; for the GLM each prompt's function-space samples are exact
+        marginals.
+        """
         self._check(x)
         if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        chunks = []
         generator = torch.Generator().manual_seed(seed)
-        return self.la.predictive_samples(x, pred_type=self.config.pred_type,
-                                          n_samples=n_samples, generator=generator)
+        for chunk in x.split(self.config.predict_batch):
+            if self.config.pred_type == "nn":
+                # weight samples: reseed so that every chunk sees the same networks
+                generator = torch.Generator().manual_seed(seed)
+            chunks.append(self.la.predictive_samples(
+                chunk, pred_type=self.config.pred_type, n_samples=n_samples, generator=generator))
+        return torch.cat(chunks, dim=1)
 
     def marginal_variance(self) -> torch.Tensor:
         """Posterior variances of the fitted parameters, for every Hessian structure."""
