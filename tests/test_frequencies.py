@@ -371,3 +371,27 @@ def test_c2_statistics(text_corpus, make_lm):
 def test_c2_statistics_reject_nan():
     with pytest.raises(ValueError, match=r"contains NaN"):
         frequencies.c2_statistics(pd.DataFrame({"tv": [0.1, np.nan, 0.2]}), seed=0)
+
+
+# --- the full-scale recipes are well-formed (they are too slow to run here) ----------------
+
+
+def test_full_scale_recipes_build_and_take_a_step():
+    full = Settings(scale="full")
+    corpus = frequencies.fragment_world(full, seed=0)
+    assert corpus.fragments["n"].max() >= 10**4 and (corpus.fragments["n"] == 1).any()
+    recipe = frequencies.FRAGMENT_RECIPES["full"]
+    model = models.CausalLM(corpus.vocab_size, corpus.seq_len - 1, **recipe.model)
+    losses = training.train_map(model, *corpus.next_token_counts(), steps=1, progress=False,
+                                **{k: v for k, v in recipe.training.items() if k != "steps"})
+    assert np.isfinite(losses).all()
+    text = frequencies.char_world(full)
+    contexts, counts = text.next_token_counts()
+    assert contexts.shape[1] == frequencies.CHAR_RECIPES["full"].corpus["context"]
+    assert int(counts.sum()) == len(text.text) - text.context
+    assert not text.bigram_contexts(frequencies.FREQUENT).empty
+    char = frequencies.CHAR_RECIPES["full"]
+    lm = models.CausalLM(text.vocab_size, text.context, **char.model)
+    losses = training.train_map(lm, contexts, counts, steps=1, progress=False,
+                                 **{k: v for k, v in char.training.items() if k != "steps"})
+    assert np.isfinite(losses).all()

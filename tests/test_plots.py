@@ -130,37 +130,12 @@ def test_loglog_decay_needs_positive_values(frame):
         plots.loglog_decay(frame.assign(tv=0.0), "n", "tv")
 
 
-# --- histogram_by -------------------------------------------------------------------------
-
-
-def test_histogram_by(frame):
-    fig = plots.histogram_by(frame, "tv", title="H", xlabel="TV")
-    assert isinstance(fig, Figure) and len(fig.axes) == 1
-    ax = fig.axes[0]
-    assert (ax.get_title(), ax.get_xlabel(), ax.get_xscale()) == ("H", "TV", "linear")
-    assert len(ax.collections) == 1
-    heights = ax.collections[0].get_paths()[0].vertices[:, 1]
-    counts, _ = np.histogram(frame["tv"], bins=40)
-    assert heights.max() == counts.max()
-    assert set(counts) <= set(heights)
-
-
-def test_histogram_by_hue_and_log_scale(frame):
-    ax = plots.histogram_by(frame, "n", hue="group", log_scale=True).axes[0]
-    assert ax.get_xscale() == "log"
-    assert len(ax.collections) == 2  # one step outline per group
-    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["a", "b"]
-    assert ax.get_xlabel() == "n"
-
-
 # --- bad input ----------------------------------------------------------------------------
 
 CALLS = {
     "agreement": lambda df: plots.agreement(df, "empirical", "model", "n"),
     "loglog_decay": lambda df: plots.loglog_decay(df, "n", "tv"),
     "loglog_decay_hue": lambda df: plots.loglog_decay(df, "n", "tv", hue="group"),
-    "histogram_by": lambda df: plots.histogram_by(df, "tv"),
-    "histogram_by_hue": lambda df: plots.histogram_by(df, "tv", hue="group"),
 }
 
 
@@ -173,7 +148,7 @@ def test_empty_frame(frame, call):
 
 @pytest.mark.parametrize("call, drop", [
     ("agreement", "model"), ("agreement", "n"), ("loglog_decay", "tv"),
-    ("loglog_decay_hue", "group"), ("histogram_by", "tv"), ("histogram_by_hue", "group"),
+    ("loglog_decay_hue", "group"),
 ])
 def test_missing_column(frame, call, drop):
     with pytest.raises(KeyError, match=rf"data frame lacks column\(s\) {drop}"):

@@ -83,15 +83,3 @@ def loglog_decay(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None,
     ax.legend(loc="lower left", fontsize="small")
     fig.tight_layout()
     return fig
-
-
-def histogram_by(df: pd.DataFrame, x: str, *, hue: str | None = None, title: str = "",
-                 xlabel: str = "", log_scale: bool = False) -> Figure:
-    """Distribution of ``x`` (optionally split by ``hue``)."""
-    _require(df, x, *(c for c in [hue] if c))
-    fig = Figure()
-    ax = fig.subplots()
-    sns.histplot(data=df, x=x, hue=hue, ax=ax, log_scale=log_scale, element="step", bins=40)
-    ax.set(xlabel=xlabel or x, title=title)
-    fig.tight_layout()
-    return fig
