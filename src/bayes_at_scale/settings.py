@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,8 +122,6 @@ def configure(settings: Settings | None = None) -> Settings:
 
 def in_notebook() -> bool:
     """True inside a Jupyter kernel (where progress bars would clutter executed outputs)."""
-    import sys
-
     shell = sys.modules.get("IPython")
     if shell is None:
         return False

@@ -17,6 +17,25 @@ from tqdm import tqdm
 from .settings import in_notebook
 
 
+def _check_weights(contexts: torch.Tensor, counts: torch.Tensor, vocab_size: int,
+                   whole: bool) -> None:
+    """Counts (or, with ``whole=False``, non-negative weights) of next tokens per context."""
+    if not isinstance(contexts, torch.Tensor) or not isinstance(counts, torch.Tensor):
+        raise TypeError("contexts and counts must be torch tensors")
+    expected = (contexts.shape[0], vocab_size)
+    if tuple(counts.shape) != expected:
+        raise ValueError(f"counts must have shape {expected}, got {tuple(counts.shape)}")
+    if counts.is_floating_point():
+        if torch.isnan(counts).any():
+            raise ValueError("counts contain NaN")
+        if whole and (counts != counts.round()).any():
+            raise ValueError("counts must be whole numbers")
+    if (counts < 0).any():
+        raise ValueError("counts must be non-negative")
+    if counts.sum() == 0:
+        raise ValueError("the corpus is empty: all counts are zero")
+
+
 def check_next_token_counts(contexts: torch.Tensor, counts: torch.Tensor, vocab_size: int) -> None:
     """Raise a ``ValueError`` naming the problem unless (contexts, counts) form a valid corpus."""
     if not isinstance(contexts, torch.Tensor) or not isinstance(counts, torch.Tensor):
@@ -25,18 +44,7 @@ def check_next_token_counts(contexts: torch.Tensor, counts: torch.Tensor, vocab_
         raise ValueError(f"contexts must have shape (m, T) with T >= 1, got {tuple(contexts.shape)}")
     if contexts.shape[0] == 0:
         raise ValueError("the corpus is empty: no contexts to train on")
-    if counts.shape != (contexts.shape[0], vocab_size):
-        raise ValueError(f"counts must have shape ({contexts.shape[0]}, {vocab_size}), "
-                         f"got {tuple(counts.shape)}")
-    if counts.is_floating_point():
-        if torch.isnan(counts).any():
-            raise ValueError("counts contain NaN")
-        if (counts != counts.round()).any():
-            raise ValueError("counts must be whole numbers")
-    if (counts < 0).any():
-        raise ValueError("counts must be non-negative")
-    if counts.sum() == 0:
-        raise ValueError("the corpus is empty: all counts are zero")
+    _check_weights(contexts, counts, vocab_size, whole=True)
     if contexts.min() < 0 or contexts.max() >= vocab_size:
         raise ValueError(f"token ids must lie in 0..{vocab_size - 1}")
 
@@ -46,17 +54,7 @@ def corpus_nll(model: nn.Module, contexts: torch.Tensor, counts: torch.Tensor) -
 
     ``counts`` may be whole counts or non-negative weights (e.g. normalised counts).
     """
-    if not isinstance(counts, torch.Tensor) or not isinstance(contexts, torch.Tensor):
-        raise TypeError("contexts and counts must be torch tensors")
-    expected = (contexts.shape[0], model.vocab_size)
-    if tuple(counts.shape) != expected:
-        raise ValueError(f"counts must have shape {expected}, got {tuple(counts.shape)}")
-    if counts.is_floating_point() and torch.isnan(counts).any():
-        raise ValueError("counts contain NaN")
-    if (counts < 0).any():
-        raise ValueError("counts must be non-negative")
-    if counts.sum() == 0:
-        raise ValueError("the corpus is empty: all counts are zero")
+    _check_weights(contexts, counts, model.vocab_size, whole=False)
     logp = torch.log_softmax(model(contexts)[:, -1, :], dim=-1)
     w = counts.to(logp.dtype)
     return -(w * logp).sum() / w.sum()
