@@ -24,7 +24,8 @@ pytestmark = [
 
 V, T, N = 8, 3, 240
 LAST_LAYER = ["last_layer_kron", "last_layer_diag", "last_layer_full"]
-ALL_FLAVOURS = [*LAST_LAYER, "all_diag_frozen_embedding"]
+ALL_WEIGHTS = ["all_diag_ef", "all_diag_ef_frozen_embedding"]
+ALL_FLAVOURS = [*LAST_LAYER, *ALL_WEIGHTS]
 FROZEN = ("lm.token", "lm.position")
 
 @pytest.fixture(scope="module")
@@ -131,7 +132,7 @@ def test_prior_precision_is_tuned_and_positive(fitted, name):
     pytest.param("last_layer_kron"),
     "last_layer_diag",
     pytest.param("last_layer_full"),
-    "all_diag_frozen_embedding",
+    *ALL_WEIGHTS,
 ])
 def test_marginal_variance(fitted, world, name):
     post = fitted(name)
@@ -181,7 +182,7 @@ def test_fitting_leaves_the_model_untouched(fitted, world):
 
 
 def test_frozen_parameters_are_outside_the_posterior(fitted, world):
-    post = fitted("all_diag_frozen_embedding")
+    post = fitted("all_diag_ef_frozen_embedding")
     frozen = {n for n, p in post.model.named_parameters() if not p.requires_grad}
     assert frozen == {"lm.token.weight", "lm.position.weight"}
     assert post.la.n_params == _posterior_size(world["model"], post.config)
@@ -203,9 +204,13 @@ def test_flavours():
         assert FLAVOURS[name].subset_of_weights == "last_layer"
         assert FLAVOURS[name].hessian_structure == name.rsplit("_", 1)[1]
         assert FLAVOURS[name].likelihood == "classification"
-    frozen = FLAVOURS["all_diag_frozen_embedding"]
-    assert (frozen.subset_of_weights, frozen.hessian_structure) == ("all", "diag")
-    assert frozen.freeze == FROZEN
+    for name in ALL_WEIGHTS:
+        config = FLAVOURS[name]
+        assert (config.subset_of_weights, config.hessian_structure) == ("all", "diag")
+        assert (config.backend, config.pred_type) == ("curvlinops_ef", "nn")
+    assert FLAVOURS["all_diag_ef"].freeze == ()
+    assert FLAVOURS["all_diag_ef_frozen_embedding"].freeze == FROZEN
+    assert set(posteriors.BACKENDS) >= {c.backend for c in FLAVOURS.values()}
 
 
 def test_flavour_overrides_without_mutating_the_registry():
@@ -334,7 +339,63 @@ def test_chunked_prediction_matches_one_batch(fitted, world, name):
         chunked = post.sample(x, 4, seed=5)
         assert chunked.shape == (4, x.shape[0], V)
         torch.testing.assert_close(chunked, post.sample(x, 4, seed=5))
-        if original.pred_type == "nn":  # the same weight samples in every chunk
-            torch.testing.assert_close(chunked, whole_samples)
+        # weight samples (last-layer posteriors always sample weights): the same in every chunk
+        torch.testing.assert_close(chunked, whole_samples)
     finally:
         post.config = original
+
+
+def test_unknown_backend(world):
+    with pytest.raises(ValueError, match=r"unknown curvature backend 'backpack': expected one of"):
+        Posterior(world["model"], posteriors.flavour("last_layer_kron", backend="backpack"))
+
+
+@pytest.mark.parametrize("targets, pattern", [
+    (torch.full((N,), V), rf"target ids must lie in 0..{V - 1}"),
+    (torch.full((N,), -1), rf"target ids must lie in 0..{V - 1}"),
+    (torch.zeros(N), r"targets must be a 1-d tensor of token ids"),
+])
+def test_bad_training_targets(world, targets, pattern):
+    prompts = world["loader"].dataset.tensors[0]
+    loader = DataLoader(TensorDataset(prompts, targets), batch_size=128)
+    post = Posterior(world["model"])
+    with pytest.raises(ValueError, match=pattern):
+        post.fit(loader)
+    assert not post.fitted
+
+
+def test_bad_training_prompts(world):
+    targets = world["loader"].dataset.tensors[1]
+    loader = DataLoader(TensorDataset(torch.full((N, T), V), targets), batch_size=128)
+    with pytest.raises(ValueError, match=rf"token ids must lie in 0..{V - 1}"):
+        Posterior(world["model"]).fit(loader)
+
+
+@pytest.mark.parametrize("name", ["last_layer_kron", "last_layer_diag"])
+def test_backends_agree(world, fitted, name):
+    """ASDL (the default) and curvlinops compute the same exact GGN."""
+    other = posteriors.fit_posterior(world["model"], world["loader"], name,
+                                     backend="curvlinops_ggn")
+    torch.testing.assert_close(other.prior_precision, fitted(name).prior_precision,
+                               rtol=1e-3, atol=0)
+    torch.testing.assert_close(other.predictive(world["x"]), fitted(name).predictive(world["x"]),
+                               rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", LAST_LAYER)
+def test_last_layer_weight_samples_are_glm_samples(fitted, world, name):
+    """Logits of last-layer weight samples have the GLM's mean and variance."""
+    post = fitted(name)
+    settings.seed_everything(0)
+    f_mu, f_var = post.la._glm_predictive_distribution(world["x"])
+    generator = torch.Generator().manual_seed(3)
+    weights = post.la.sample(4000, generator=generator)
+    logits = []
+    for w in weights:
+        torch.nn.utils.vector_to_parameters(w, post.la.model.last_layer.parameters())
+        logits.append(post.la.model(world["x"]).detach())
+    torch.nn.utils.vector_to_parameters(post.la.mean, post.la.model.last_layer.parameters())
+    logits = torch.stack(logits)
+    var = torch.diagonal(f_var, dim1=-2, dim2=-1)
+    torch.testing.assert_close(logits.mean(0), f_mu, rtol=0, atol=4 * float(var.max().sqrt()) / 60)
+    torch.testing.assert_close(logits.var(0), var, rtol=0.1, atol=1e-6)

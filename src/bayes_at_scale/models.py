@@ -59,6 +59,11 @@ class CausalLM(nn.Module):
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         """Hidden states ``(B, T, d_model)`` that the head reads."""
         self.check_tokens(tokens)
+        return self._hidden(tokens)
+
+    def _hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        # unchecked: laplace-torch differentiates through it under torch.func.vmap, where the
+        # data-dependent id check cannot run (callers check their inputs first)
         t = tokens.shape[1]
         h = self.token(tokens) + self.position.weight[:t]
         h = self.blocks(h, mask=self.causal_mask[:t, :t], is_causal=True)
@@ -82,7 +87,9 @@ class NextToken(nn.Module):
         self.lm = lm
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.lm.head(self.lm.features(tokens)[:, -1, :])
+        # ids are checked where data enters a posterior (``Posterior.fit`` / ``predictive``);
+        # the forward pass itself must stay free of data-dependent checks for torch.func
+        return self.lm.head(self.lm._hidden(tokens)[:, -1, :])
 
 
 @torch.no_grad()

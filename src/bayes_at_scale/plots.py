@@ -83,3 +83,18 @@ def loglog_decay(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None,
     ax.legend(loc="lower left", fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def comparison(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, title: str = "",
+               xlabel: str = "", ylabel: str = "", seed: int = 0) -> Figure:
+    """Bars of the mean of ``y`` per ``x`` (and ``hue``) with seeded bootstrap 95% intervals."""
+    _require(df, x, y, *(c for c in [hue] if c))
+    fig = Figure()
+    ax = fig.subplots()
+    sns.barplot(data=df, x=x, y=y, hue=hue, errorbar=("ci", 95), seed=seed, ax=ax,
+                capsize=0.1, err_kws={"linewidth": 1})
+    ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
+    if hue:
+        ax.legend(title=hue, fontsize="small")
+    fig.tight_layout()
+    return fig
