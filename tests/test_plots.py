@@ -165,3 +165,103 @@ def test_all_missing_columns_are_named(frame):
 def test_not_a_frame(call, data):
     with pytest.raises(TypeError, match=r"expected a pandas DataFrame, got "):
         CALLS[call](data)
+
+
+# --- comparison ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def long_frame() -> pd.DataFrame:
+    """Three estimators x two distances, ten values each (means differ by design)."""
+    rng = np.random.default_rng(1)
+    estimators = np.repeat(["MAP", "LA", "Dirichlet"], 20)
+    distance = np.tile(np.repeat(["family", "uniform"], 10), 3)
+    shift = {"MAP": 0.1, "LA": 0.3, "Dirichlet": 0.5}
+    tv = np.array([shift[e] for e in estimators]) + 0.2 * (distance == "uniform") \
+        + rng.uniform(-0.05, 0.05, 60)
+    return pd.DataFrame({"estimator": estimators, "distance to": distance, "TV": tv})
+
+
+def _bars(ax) -> dict:
+    """{(x label, hue label or None): bar height}, read off the bar containers."""
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    legend = ax.get_legend()
+    hues = [t.get_text() for t in legend.get_texts()] if legend else [None]
+    assert len(ax.containers) == len(hues)
+    bars = {}
+    for hue, container in zip(hues, ax.containers):
+        for rect in container:
+            x = ticks[int(round(rect.get_x() + rect.get_width() / 2))]
+            assert (x, hue) not in bars
+            bars[(x, hue)] = rect.get_height()
+    return bars
+
+
+def test_comparison_with_hue(long_frame):
+    fig = plots.comparison(long_frame, "estimator", "TV", hue="distance to", title="shrinkage",
+                           ylabel="mean TV")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    bars = _bars(ax)
+    means = long_frame.groupby(["estimator", "distance to"])["TV"].mean()
+    assert len(bars) == len(means) == 6
+    for (x, hue), mean in means.items():
+        assert bars[(x, hue)] == pytest.approx(mean)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["MAP", "LA", "Dirichlet"]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("shrinkage", "estimator",
+                                                                   "mean TV")
+    assert ax.get_legend().get_title().get_text() == "distance to"
+
+
+def test_comparison_without_hue(long_frame):
+    ax = plots.comparison(long_frame, "estimator", "TV", xlabel="estimator of p").axes[0]
+    bars = _bars(ax)
+    means = long_frame.groupby("estimator")["TV"].mean()
+    assert len(bars) == 3
+    for x, mean in means.items():
+        assert bars[(x, None)] == pytest.approx(mean)
+    assert ax.get_legend() is None
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("estimator of p", "TV", "")
+
+
+def _error_bars(ax) -> np.ndarray:
+    """(low, high) of each bar's interval: the vertical segment of each error-bar line."""
+    out = []
+    for line in ax.lines:
+        y = line.get_ydata()
+        y = y[np.isfinite(y)]
+        out.append((y.min(), y.max()))
+    return np.array(out)
+
+
+def test_comparison_intervals_are_seeded_and_contain_the_means(long_frame):
+    ax = plots.comparison(long_frame, "estimator", "TV", hue="distance to", seed=3).axes[0]
+    intervals = _error_bars(ax)
+    heights = [rect.get_height() for c in ax.containers for rect in c]
+    assert len(intervals) == len(heights) == 6
+    assert (intervals[:, 0] < heights).all() and (heights < intervals[:, 1]).all()
+    # the means are 0.1 apart and the noise is +-0.05: every interval is narrower than that
+    assert (intervals[:, 1] - intervals[:, 0] < 0.1).all()
+    again = plots.comparison(long_frame, "estimator", "TV", hue="distance to", seed=3).axes[0]
+    np.testing.assert_array_equal(_error_bars(again), intervals)
+    other = plots.comparison(long_frame, "estimator", "TV", hue="distance to", seed=4).axes[0]
+    assert not np.array_equal(_error_bars(other), intervals)
+
+
+@pytest.mark.parametrize("drop, hue", [("TV", None), ("estimator", None),
+                                       ("distance to", "distance to")])
+def test_comparison_missing_column(long_frame, drop, hue):
+    with pytest.raises(KeyError, match=rf"data frame lacks column\(s\) {drop}"):
+        plots.comparison(long_frame.drop(columns=drop), "estimator", "TV", hue=hue)
+
+
+@pytest.mark.parametrize("hue", [None, "distance to"])
+def test_comparison_empty_frame(long_frame, hue):
+    with pytest.raises(ValueError, match=r"cannot plot an empty data frame"):
+        plots.comparison(long_frame.iloc[:0], "estimator", "TV", hue=hue)
+    assert plt.get_fignums() == []
+
+
+def test_comparison_not_a_frame():
+    with pytest.raises(TypeError, match=r"expected a pandas DataFrame, got list"):
+        plots.comparison([1, 2, 3], "estimator", "TV")

@@ -44,7 +44,12 @@ class CausalLM(nn.Module):
             "causal_mask", nn.Transformer.generate_square_subsequent_mask(max_len), persistent=False
         )
 
-    def check_tokens(self, tokens: torch.Tensor) -> None:
+    def check_tokens(self, tokens: torch.Tensor, values: bool = True) -> None:
+        """Raise unless ``tokens`` is an integer tensor ``(batch, time)`` of valid ids.
+
+        ``values=False`` skips the id range, the one data-dependent check, which cannot run
+        under ``torch.func.vmap`` (laplace-torch's per-example gradients).
+        """
         if not isinstance(tokens, torch.Tensor):
             raise TypeError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
         if tokens.dim() != 2:
@@ -53,7 +58,7 @@ class CausalLM(nn.Module):
             raise TypeError(f"tokens must be integer ids, got {tokens.dtype}")
         if tokens.shape[1] == 0 or tokens.shape[1] > self.max_len:
             raise ValueError(f"sequence length {tokens.shape[1]} not in 1..{self.max_len}")
-        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
+        if values and tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
             raise ValueError(f"token ids must lie in 0..{self.vocab_size - 1}")
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -87,8 +92,11 @@ class NextToken(nn.Module):
         self.lm = lm
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        # ids are checked where data enters a posterior (``Posterior.fit`` / ``predictive``);
-        # the forward pass itself must stay free of data-dependent checks for torch.func
+        # under torch.func transforms (laplace-torch's per-example gradients) the data-dependent
+        # id check cannot run; those data were checked where they entered ``Posterior.fit``
+        transformed = torch._C._functorch.is_functorch_wrapped_tensor(tokens) \
+            if isinstance(tokens, torch.Tensor) else False
+        self.lm.check_tokens(tokens, values=not transformed)
         return self.lm.head(self.lm._hidden(tokens)[:, -1, :])
 
 
