@@ -90,6 +90,22 @@ def next_token_loader(prompts: torch.Tensor, targets: torch.Tensor, batch_size: 
     return DataLoader(TensorDataset(prompts, targets), batch_size=batch_size, shuffle=False)
 
 
+def count_loader(contexts: torch.Tensor, counts: torch.Tensor, batch_size: int = 4096
+                 ) -> DataLoader:
+    """Expand a corpus given as distinct contexts and next-token ``counts`` ``(m, V)`` into
+    (prompt, next token) pairs, each repeated as often as it occurred: the data a Laplace fit
+    sums its curvature over."""
+    if counts.dim() != 2 or counts.shape[0] != contexts.shape[0]:
+        raise ValueError(f"counts must have shape (m, V) for m = {contexts.shape[0]} contexts, "
+                         f"got {tuple(counts.shape)}")
+    if counts.is_floating_point() or (counts < 0).any():
+        raise ValueError("counts must be non-negative integers")
+    rows, tokens = torch.nonzero(counts, as_tuple=True)
+    repeats = counts[rows, tokens]
+    return next_token_loader(contexts[rows].repeat_interleave(repeats, dim=0),
+                             tokens.repeat_interleave(repeats), batch_size=batch_size)
+
+
 class Posterior:
     """A fitted Laplace posterior over a :class:`~bayes_at_scale.models.NextToken` model."""
 

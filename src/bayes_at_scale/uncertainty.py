@@ -19,14 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import optimize, stats
 
 from . import metrics
 from .corpora import ANSWERS, FragmentCorpus, check_counts, count_bucket
 from .models import CausalLM, NextToken, next_token_probs
 from .frequencies import fragment_world, train_fragment_model
-from .posteriors import DEFAULT_FLAVOUR, Posterior, fit_posterior, flavour, next_token_loader
+from .posteriors import DEFAULT_FLAVOUR, Posterior, count_loader, fit_posterior, flavour
 from .settings import Settings
 
 RARE = 3          # n(f) <= RARE: "rare" in claims C3 and C4
@@ -36,11 +35,7 @@ FREQUENT = 1000   # n(f) >= FREQUENT: "frequent" in claim C3
 def training_loader(corpus: FragmentCorpus, batch_size: int = 4096):
     """Every (prompt, answer) pair of the training corpus, once per occurrence: the data a
     Laplace fit sums its curvature over."""
-    prompts, counts = corpus.next_token_counts()
-    rows, tokens = torch.nonzero(counts, as_tuple=True)
-    repeats = counts[rows, tokens]
-    return next_token_loader(prompts[rows].repeat_interleave(repeats, dim=0),
-                             tokens.repeat_interleave(repeats), batch_size=batch_size)
+    return count_loader(*corpus.next_token_counts(), batch_size=batch_size)
 
 
 def fit_flavours(model: CausalLM, corpus: FragmentCorpus, names) -> dict[str, Posterior]:
@@ -79,6 +74,9 @@ def fragment_uncertainty(posterior: Posterior, corpus: FragmentCorpus, n_samples
     For a flavour whose predictive is the probit closed form, ``la`` is that closed form and
     ``la_mc`` the sampled one; for a sampled flavour the two are the same samples' mean.
     """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
+        raise ValueError(f"n_samples must be an integer >= 2 (a spread needs two samples), "
+                         f"got {n_samples!r}")
     seen = _seen(corpus)
     prompts = corpus.prompts(seen)
     samples = answer_distribution(posterior.sample(prompts, n_samples, seed=seed).numpy(), corpus)
@@ -119,6 +117,9 @@ def c3_statistics(table: pd.DataFrame, seed: int) -> dict:
         raise ValueError(f"C3 needs at least two fragments with n <= {RARE} and two with "
                          f"n >= {FREQUENT}; got {rare.size} and {frequent.size}")
     n, std = table["n"].to_numpy(float), table["epistemic_std"].to_numpy()
+    if np.unique(n).size < 10:
+        raise ValueError(f"C3's log-log slope needs at least 10 distinct counts, got "
+                         f"{np.unique(n).size}: its bootstrap would draw degenerate resamples")
 
     def ratio(a, b):
         return np.median(a) / np.median(b)
@@ -159,12 +160,10 @@ def dirichlet_posterior(counts, centre, concentration: float) -> tuple[np.ndarra
     std of each component (a Beta marginal)."""
     if not concentration > 0:
         raise ValueError(f"concentration must be positive, got {concentration!r}")
-    counts = np.asarray(counts, dtype=float)
+    counts = check_counts(counts).astype(float)
     centre = metrics.check_probabilities(centre, "centre")
     if counts.shape != centre.shape:
         raise ValueError(f"counts {counts.shape} and centre {centre.shape} must match")
-    if (counts < 0).any():
-        raise ValueError("counts must be non-negative")
     alpha = concentration * centre + counts
     total = alpha.sum(axis=1, keepdims=True)
     mean = alpha / total
