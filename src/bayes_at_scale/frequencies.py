@@ -14,14 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import metrics
 from .corpora import (ANSWERS, CharCorpus, FragmentCorpus, count_bucket, load_pydoc_text,
                       make_fragment_corpus)
 from .models import CausalLM, next_token_probs
 from .settings import Settings, seed_everything
-from .training import corpus_nll, train_map
+from .training import excess_loss, train_map
 
 
 @dataclass(frozen=True)
@@ -101,12 +100,9 @@ class Replicate:
 
     @property
     def excess_loss(self) -> float:
-        """Training NLL per token above the empirical conditional entropy - the least any model
-        can reach on this corpus; near 0 means the model has fitted the corpus's frequencies."""
-        contexts, counts = self.corpus.next_token_counts()
-        with torch.no_grad():
-            nll = corpus_nll(self.model, contexts, counts).item()
-        return nll - metrics.count_entropy(counts.numpy())
+        """Training NLL per token above the empirical conditional entropy
+        (:func:`~bayes_at_scale.training.excess_loss`)."""
+        return excess_loss(self.model, *self.corpus.next_token_counts())
 
 
 def run_fragments(settings: Settings, seed: int) -> Replicate:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy import stats
-from torchmetrics.functional.classification import binary_auroc, multiclass_calibration_error
+from torchmetrics.functional.classification import (binary_auroc, binary_roc,
+                                                    multiclass_calibration_error)
 
 ATOL = 1e-4
 
@@ -132,8 +133,7 @@ def ece(probs, labels, n_bins: int = 15) -> float:
     return float(value)
 
 
-def auroc(scores, labels) -> float:
-    """Area under the ROC curve of ``scores`` for binary ``labels`` (1 = positive) via torchmetrics."""
+def _ranked_binary(scores, labels) -> tuple[torch.Tensor, torch.Tensor]:
     s = _as_array(scores, "scores")
     if s.ndim != 1:
         raise ValueError(f"scores must be one-dimensional, got shape {s.shape}")
@@ -142,10 +142,21 @@ def auroc(scores, labels) -> float:
         raise ValueError("labels must be 0 or 1")
     if y.min() == y.max():
         raise ValueError("AUROC needs both positive and negative labels")
-    # AUROC depends on the ranks only; torchmetrics reads scores outside [0, 1] as logits and
-    # squashes them, which ties large scores - so hand it ranks scaled into [0, 1].
+    # ROC curves depend on the ranks only; torchmetrics reads scores outside [0, 1] as logits
+    # and squashes them, which ties large scores - so hand it ranks scaled into [0, 1].
     ranks = stats.rankdata(s) / s.size
-    return float(binary_auroc(torch.as_tensor(ranks, dtype=torch.float64), torch.as_tensor(y)))
+    return torch.as_tensor(ranks, dtype=torch.float64), torch.as_tensor(y)
+
+
+def auroc(scores, labels) -> float:
+    """Area under the ROC curve of ``scores`` for binary ``labels`` (1 = positive) via torchmetrics."""
+    return float(binary_auroc(*_ranked_binary(scores, labels)))
+
+
+def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates of ``scores`` for binary ``labels`` (torchmetrics)."""
+    fpr, tpr, _ = binary_roc(*_ranked_binary(scores, labels))
+    return fpr.numpy(), tpr.numpy()
 
 
 def spearman(x, y) -> float:

@@ -86,15 +86,40 @@ def loglog_decay(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None,
 
 
 def comparison(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, title: str = "",
-               xlabel: str = "", ylabel: str = "", seed: int = 0) -> Figure:
-    """Bars of the mean of ``y`` per ``x`` (and ``hue``) with seeded bootstrap 95% intervals."""
+               xlabel: str = "", ylabel: str = "", seed: int = 0,
+               reference: float | None = None, reference_label: str = "") -> Figure:
+    """Bars of the mean of ``y`` per ``x`` (and ``hue``) with seeded bootstrap 95% intervals,
+    and an optional horizontal reference line."""
     _require(df, x, y, *(c for c in [hue] if c))
     fig = Figure()
     ax = fig.subplots()
     sns.barplot(data=df, x=x, y=y, hue=hue, errorbar=("ci", 95), seed=seed, ax=ax,
                 capsize=0.1, err_kws={"linewidth": 1})
+    if reference is not None:
+        ax.axhline(reference, color="black", ls="--", lw=1, label=reference_label or None)
     ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
-    if hue:
+    if hue or reference_label:
         ax.legend(title=hue, fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def curves(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, title: str = "",
+           xlabel: str = "", ylabel: str = "", diagonal: bool = False, seed: int = 0,
+           logx: bool = False) -> Figure:
+    """Lines of ``y`` against ``x`` per ``hue``; where several rows share an ``x`` (seeds), the
+    line is their mean with a seeded bootstrap 95% band.  ``diagonal`` adds the identity line
+    (for ROC curves)."""
+    _require(df, x, y, *(c for c in [hue] if c))
+    fig = Figure()
+    ax = fig.subplots()
+    sns.lineplot(data=df, x=x, y=y, hue=hue, errorbar=("ci", 95), seed=seed, ax=ax)
+    if diagonal:
+        ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="chance")
+    ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
+    if logx:
+        ax.set_xscale("log")
+    if hue or diagonal:
+        ax.legend(fontsize="small")
     fig.tight_layout()
     return fig

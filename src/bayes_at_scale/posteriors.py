@@ -12,6 +12,9 @@ exact GGN gives the same Kronecker factors as curvlinops' (prior precision and p
 agree to 5 digits) in 5.7 s instead of 14.5 s, so it is the default.  An all-weights *GGN* needs
 per-example Jacobians over the whole vocabulary; the all-weights flavour therefore uses the
 empirical Fisher, which needs per-example gradients only.
+
+Chapter 5's scalar reward models get Gaussian-likelihood posteriors the same way:
+:class:`RewardPosterior`, described option by option by :class:`RewardPosteriorConfig`.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from . import metrics
 from .settings import in_notebook
 
 
@@ -119,3 +120,11 @@ def prior_precision(weight_decay: float, n_tokens: int) -> float:
     if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or n_tokens < 1:
         raise ValueError(f"n_tokens must be a positive integer, got {n_tokens!r}")
     return float(weight_decay) * int(n_tokens)
+
+
+@torch.no_grad()
+def excess_loss(model: nn.Module, contexts: torch.Tensor, counts: torch.Tensor) -> float:
+    """Training NLL per token above the corpus's empirical conditional entropy - the least any
+    model can reach on it; near 0 means the model has fitted the corpus's frequencies."""
+    check_next_token_counts(contexts, counts, model.vocab_size)
+    return corpus_nll(model, contexts, counts).item() - metrics.count_entropy(counts.numpy())
