@@ -480,3 +480,103 @@ def test_count_entropy_hand_case():
 def test_count_entropy_rejects_bad_counts(counts, pattern):
     with pytest.raises(ValueError, match=pattern):
         metrics.count_entropy(counts)
+
+
+# --- ROC curve ----------------------------------------------------------------------------
+
+
+@st.composite
+def scored_labels(draw):
+    """Scores (ties likely: a few distinct integer values) and 0/1 labels with both classes."""
+    n = draw(st.integers(2, 40))
+    scores = np.asarray(draw(st.lists(st.integers(-5, 5), min_size=n, max_size=n)), dtype=float)
+    labels = np.asarray(draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)))
+    assume(0 < labels.sum() < n)
+    return scores, labels
+
+
+def _check_roc(fpr, tpr):
+    assert isinstance(fpr, np.ndarray) and isinstance(tpr, np.ndarray)
+    assert fpr.shape == tpr.shape and fpr.ndim == 1 and fpr.size >= 2
+    assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+    assert (np.diff(fpr) >= 0).all() and (np.diff(tpr) >= 0).all()
+
+
+@given(scored_labels())
+def test_roc_curve_area_is_the_auroc(pair):
+    scores, labels = pair
+    fpr, tpr = metrics.roc_curve(scores, labels)
+    _check_roc(fpr, tpr)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(metrics.auroc(scores, labels), abs=1e-6)
+
+
+def test_roc_curve_area_on_seeded_continuous_scores():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 500)
+    scores = labels + rng.normal(0, 1.0, 500)  # informative, not separating
+    fpr, tpr = metrics.roc_curve(scores, labels)
+    _check_roc(fpr, tpr)
+    auc = metrics.auroc(scores, labels)
+    assert 0.6 < auc < 0.95
+    assert np.trapezoid(tpr, fpr) == pytest.approx(auc, abs=1e-6)
+    assert len(fpr) == 501  # distinct scores: one step per example, plus the origin
+
+
+@given(scored_labels())
+def test_roc_curve_is_invariant_to_monotone_transforms(pair):
+    scores, labels = pair
+    fpr, tpr = metrics.roc_curve(scores, labels)
+    for transformed in (np.exp(scores), 1000 * scores + 7, scores**3, 40 + scores / 100,
+                        1 / (1 + np.exp(-scores))):
+        f2, t2 = metrics.roc_curve(transformed, labels)
+        np.testing.assert_array_equal(f2, fpr)
+        np.testing.assert_array_equal(t2, tpr)
+
+
+@pytest.mark.parametrize("scores", [[0.1, 0.2, 0.8, 0.9], [37.0, 38.0, 39.0, 40.0],
+                                    [1000.0, 2000.0, 3000.0, 4000.0], [-50.0, -40.0, -30.0, -20.0]])
+def test_roc_curve_of_separating_scores_on_any_scale(scores):
+    labels = [0, 0, 1, 1]
+    fpr, tpr = metrics.roc_curve(scores, labels)
+    _check_roc(fpr, tpr)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(1.0)
+    # the curve goes up the left edge: all positives flagged before any negative
+    assert tpr[fpr == 0].max() == 1.0
+    fpr, tpr = metrics.roc_curve(-np.asarray(scores), labels)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(0.0)
+
+
+def test_roc_curve_known_values():
+    fpr, tpr = metrics.roc_curve([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+    np.testing.assert_allclose(fpr, [0, 0, 0.5, 0.5, 1])
+    np.testing.assert_allclose(tpr, [0, 0.5, 0.5, 1, 1])
+
+
+def test_roc_curve_of_tied_scores_is_the_diagonal():
+    fpr, tpr = metrics.roc_curve([5.0, 5.0, 5.0, 5.0], [0, 1, 1, 0])
+    np.testing.assert_allclose(fpr, [0, 1])
+    np.testing.assert_allclose(tpr, [0, 1])
+
+
+def test_roc_curve_accepts_tensors():
+    fpr, tpr = metrics.roc_curve(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1]))
+    np.testing.assert_allclose(tpr, [0, 0.5, 0.5, 1, 1])
+
+
+@pytest.mark.parametrize("scores, labels, pattern", [
+    ([[0.1, 0.2]], [0, 1], r"scores must be one-dimensional, got shape \(1, 2\)"),
+    ([0.1, 0.2, 0.3], [0, 1], r"labels must have shape \(3,\), got \(2,\)"),
+    ([0.1, 0.2], [0, 2], r"labels must be 0 or 1"),
+    ([0.1, 0.2], [1, 1], r"AUROC needs both positive and negative labels"),
+    ([0.1, 0.2], [0, 0], r"AUROC needs both positive and negative labels"),
+    ([0.1, NAN], [0, 1], r"scores contains NaN"),
+    ([0.1, INF], [0, 1], r"scores contains infinite values"),
+    ([], [], r"scores is empty"),
+    ([0.1, 0.2], [0, 0.5], r"labels must be non-negative integers"),
+    ([0.1, 0.2], [0, -1], r"labels must be non-negative integers"),
+])
+def test_roc_curve_rejects_like_auroc(scores, labels, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        metrics.roc_curve(scores, labels)
+    with pytest.raises(ValueError, match=pattern):
+        metrics.auroc(scores, labels)

@@ -265,3 +265,198 @@ def test_comparison_empty_frame(long_frame, hue):
 def test_comparison_not_a_frame():
     with pytest.raises(TypeError, match=r"expected a pandas DataFrame, got list"):
         plots.comparison([1, 2, 3], "estimator", "TV")
+
+
+# --- comparison: the reference line -------------------------------------------------------
+
+
+def _reference(ax):
+    found = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(found) == 1, [line.get_label() for line in ax.lines]
+    return found[0]
+
+
+@pytest.mark.parametrize("hue", [None, "distance to"])
+@pytest.mark.parametrize("reference", [0.0, 0.35, -1.5])
+def test_comparison_reference_line(long_frame, hue, reference):
+    ax = plots.comparison(long_frame, "estimator", "TV", hue=hue, reference=reference,
+                          reference_label="monofact rate").axes[0]
+    line = _reference(ax)
+    np.testing.assert_array_equal(line.get_ydata(), [reference, reference])
+    np.testing.assert_array_equal(line.get_xdata(), [0, 1])  # axes coordinates: the full width
+    assert line.get_label() == "monofact rate"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "monofact rate" in legend
+    if hue:
+        assert {"family", "uniform"} <= set(legend)
+        assert ax.get_legend().get_title().get_text() == "distance to"
+    # the bars are unchanged by the line
+    plain = plots.comparison(long_frame, "estimator", "TV", hue=hue).axes[0]
+    assert len(ax.containers) == len(plain.containers) == (2 if hue else 1)
+    assert [r.get_height() for c in ax.containers for r in c] == [
+        r.get_height() for c in plain.containers for r in c]
+
+
+def test_comparison_reference_without_label(long_frame):
+    ax = plots.comparison(long_frame, "estimator", "TV", reference=0.2).axes[0]
+    line = _reference(ax)
+    np.testing.assert_array_equal(line.get_ydata(), [0.2, 0.2])
+    assert line.get_label().startswith("_")  # not in any legend
+    assert ax.get_legend() is None
+    ax = plots.comparison(long_frame, "estimator", "TV", hue="distance to",
+                          reference=0.2).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["family", "uniform"]
+
+
+@pytest.mark.filterwarnings("ignore:No artists with labels found:UserWarning")
+def test_comparison_without_reference_draws_no_line(long_frame):
+    ax = plots.comparison(long_frame, "estimator", "TV", reference_label="ignored").axes[0]
+    assert not any(line.get_linestyle() == "--" for line in ax.lines)
+    assert all(line.get_label() != "ignored" for line in ax.lines)
+
+
+@pytest.mark.filterwarnings("error:No artists with labels found:UserWarning")
+def test_comparison_label_without_reference_makes_no_legend(long_frame):
+    ax = plots.comparison(long_frame, "estimator", "TV", reference_label="ignored").axes[0]
+    assert ax.get_legend() is None
+
+
+# --- curves -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def curve_frame() -> pd.DataFrame:
+    """Three curves, one row per x."""
+    x = np.linspace(0, 1, 11)
+    return pd.concat([pd.DataFrame({"x": x, "y": x**k, "curve": f"power {k}"})
+                      for k in (1, 2, 3)], ignore_index=True)
+
+
+@pytest.fixture
+def seed_frame() -> pd.DataFrame:
+    """Two models x five seeds x eight thresholds: repeated x within each hue level."""
+    rng = np.random.default_rng(2)
+    t = np.linspace(0, 1, 8)
+    rows = [pd.DataFrame({"threshold": t, "score": base - t + rng.normal(0, 0.05, 8),
+                          "seed": seed, "model": model})
+            for model, base in (("MAP", 0.0), ("LA", 0.5)) for seed in range(5)]
+    return pd.concat(rows, ignore_index=True)
+
+
+def _drawn_lines(ax):
+    """The lines that carry data (seaborn's legend proxies are empty)."""
+    return [line for line in ax.lines if len(line.get_xdata())
+            and line.get_label() != "chance"]
+
+
+def _bands(ax):
+    return [c for c in ax.collections if len(c.get_paths())]
+
+
+def test_curves_one_line_per_hue(curve_frame):
+    fig = plots.curves(curve_frame, "x", "y", hue="curve", title="powers", xlabel="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    lines = _drawn_lines(ax)
+    assert len(lines) == 3
+    for line, k in zip(lines, (1, 2, 3)):
+        np.testing.assert_allclose(line.get_xdata(), np.linspace(0, 1, 11))
+        np.testing.assert_allclose(line.get_ydata(), np.linspace(0, 1, 11) ** k)
+    assert _bands(ax) == []  # one row per x: nothing to bootstrap
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["power 1", "power 2",
+                                                                   "power 3"]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("powers", "t", "y")
+    assert ax.get_xscale() == "linear"
+    assert not any(line.get_label() == "chance" for line in ax.lines)
+
+
+def test_curves_diagonal(curve_frame):
+    ax = plots.curves(curve_frame, "x", "y", hue="curve", diagonal=True).axes[0]
+    assert len(_drawn_lines(ax)) == 3
+    chance = _line(ax, "chance")
+    np.testing.assert_array_equal(chance.get_xdata(), [0, 1])
+    np.testing.assert_array_equal(chance.get_ydata(), [0, 1])
+    assert "chance" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_curves_without_hue(curve_frame):
+    one = curve_frame[curve_frame["curve"] == "power 2"]
+    ax = plots.curves(one, "x", "y").axes[0]
+    assert len(_drawn_lines(ax)) == 1
+    assert ax.get_legend() is None
+    ax = plots.curves(one, "x", "y", diagonal=True).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["chance"]
+
+
+def test_curves_band_over_seeds(seed_frame):
+    ax = plots.curves(seed_frame, "threshold", "score", hue="model", seed=1, logx=True).axes[0]
+    assert ax.get_xscale() == "log"
+    lines, bands = _drawn_lines(ax), _bands(ax)
+    assert len(lines) == 2 and len(bands) == 2
+    means = seed_frame.groupby(["model", "threshold"], sort=False)["score"].mean()
+    for line, band, model in zip(lines, bands, ("MAP", "LA")):
+        np.testing.assert_allclose(line.get_ydata(), means[model].to_numpy())
+        # the band surrounds the mean and lies within the seeds' range
+        v = band.get_paths()[0].vertices
+        scores = seed_frame[seed_frame["model"] == model]["score"]
+        assert v[:, 1].min() >= scores.min() - 1e-12 and v[:, 1].max() <= scores.max() + 1e-12
+        for x, y in zip(line.get_xdata(), line.get_ydata()):
+            at = v[np.isclose(v[:, 0], x), 1]
+            assert at.min() <= y <= at.max() and at.max() > at.min()
+
+
+def _band_vertices(ax):
+    return [c.get_paths()[0].vertices for c in _bands(ax)]
+
+
+def test_curves_band_is_seeded(seed_frame):
+    first = _band_vertices(plots.curves(seed_frame, "threshold", "score", hue="model",
+                                        seed=3).axes[0])
+    again = _band_vertices(plots.curves(seed_frame, "threshold", "score", hue="model",
+                                        seed=3).axes[0])
+    other = _band_vertices(plots.curves(seed_frame, "threshold", "score", hue="model",
+                                        seed=4).axes[0])
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
+def test_curves_draws_a_roc_curve_as_given():
+    roc = pd.DataFrame({"fpr": [0.0, 0.0, 0.5, 0.5, 1.0], "tpr": [0.0, 0.5, 0.5, 1.0, 1.0],
+                        "score": "s"})
+    ax = plots.curves(roc, "fpr", "tpr", hue="score", diagonal=True, aggregate=False).axes[0]
+    (line,) = _drawn_lines(ax)
+    np.testing.assert_array_equal(line.get_xdata(), roc["fpr"])
+    np.testing.assert_array_equal(line.get_ydata(), roc["tpr"])
+
+
+@pytest.mark.parametrize("drop, hue", [("x", None), ("y", None), ("curve", "curve")])
+def test_curves_missing_column(curve_frame, drop, hue):
+    with pytest.raises(KeyError, match=rf"data frame lacks column\(s\) {drop}"):
+        plots.curves(curve_frame.drop(columns=drop), "x", "y", hue=hue)
+
+
+def test_curves_empty_or_not_a_frame(curve_frame):
+    with pytest.raises(ValueError, match=r"cannot plot an empty data frame"):
+        plots.curves(curve_frame.iloc[:0], "x", "y", hue="curve")
+    with pytest.raises(TypeError, match=r"expected a pandas DataFrame, got list"):
+        plots.curves([1, 2], "x", "y")
+    assert plt.get_fignums() == []
+
+
+def test_curves_one_panel_per_col(seed_frame):
+    df = pd.concat([seed_frame.assign(world="quick"), seed_frame.assign(world="full",
+                                                                      score=seed_frame["score"] + 1)])
+    fig = plots.curves(df, "threshold", "score", hue="model", col="world", title="policies")
+    assert len(fig.axes) == 2
+    assert [ax.get_title() for ax in fig.axes] == ["quick", "full"]  # first-appearance order
+    assert fig._suptitle is not None and fig._suptitle.get_text() == "policies"
+    assert fig.axes[0].get_legend() is not None and fig.axes[1].get_legend() is None
+    for ax, shift in zip(fig.axes, (0, 1)):
+        lines = _drawn_lines(ax)
+        assert len(lines) == 2 and len(_bands(ax)) == 2
+        means = seed_frame.groupby(["model", "threshold"], sort=False)["score"].mean() + shift
+        for line, model in zip(lines, ("MAP", "LA")):
+            np.testing.assert_allclose(line.get_ydata(), means[model].to_numpy())
+    with pytest.raises(KeyError, match=r"data frame lacks column\(s\) world"):
+        plots.curves(seed_frame, "threshold", "score", col="world")

@@ -130,11 +130,11 @@ def c6_statistics(rep: FactReplicate) -> dict:
 def c7_statistics(rep: FactReplicate) -> dict:
     """Claim C7, on fresh queries: LA's hallucination rate over the monofact rate, and the
     absolute gap between LA's and MAP's hallucination rates (bootstrap 95% intervals)."""
-    f = rep.fresh
-    h_la = (f["outcome_LA"] == "wrong") & (f["answer_LA"] != rep.world.unknown_token)
-    h_map = (f["outcome_MAP"] == "wrong") & (f["answer_MAP"] != rep.world.unknown_token)
-    h_la, h_map = h_la.to_numpy(float), h_map.to_numpy(float)
+    h_la, h_map = (hallucinated(rep.fresh, name, rep.world) for name in ("LA", "MAP"))
     mono = rep.world.monofact_rate
+    if mono <= 0:
+        raise ValueError("the monofact rate is 0 (no fact seen exactly once): C7's ratio is "
+                         "undefined")
     return {
         "hallucination_over_monofact": (h_la.mean() / mono, *(np.array(
             metrics.bootstrap_ci(np.mean, h_la, seed=rep.seed)) / mono)),
@@ -152,6 +152,14 @@ def c8_statistics(rep: FactReplicate) -> dict:
     q25 = float(np.quantile(rep.seen["mi_LA"], 0.25))
     return {"share_confident_wrong": float((mis["p_wrong_LA"] >= 0.9).mean()),
             "mi_minus_q25": float(mis["mi_LA"].mean() - q25)}
+
+
+def hallucinated(table: pd.DataFrame, model: str, world: FactWorld) -> np.ndarray:
+    """1.0 where the model's answer is a concrete value and false (never for "unknown" or a
+    token that is no answer), as :func:`bayes_at_scale.facts.hallucination_rate` counts."""
+    answers = table[f"answer_{model}"].to_numpy()
+    return ((table[f"outcome_{model}"].to_numpy() == "wrong")
+            & np.isin(answers, world.value_tokens)).astype(float)
 
 
 def detection_labels(table: pd.DataFrame, model: str) -> np.ndarray:
@@ -182,18 +190,18 @@ def with_bucket(table: pd.DataFrame) -> pd.DataFrame:
     """The count bucket of each query's entity, with "unseen" for n = 0."""
     bucket = pd.Series("unseen", index=table.index, dtype=object)
     seen = table["n"] > 0
-    bucket[seen] = count_bucket(table.loc[seen, "n"]).astype(str)
+    if seen.any():
+        bucket[seen] = count_bucket(table.loc[seen, "n"]).astype(str)
     order = ["unseen", *count_bucket([1]).categories]
     return table.assign(bucket=pd.Categorical(bucket, categories=order, ordered=True))
 
 
-def hallucination_by_bucket(table: pd.DataFrame, unknown_token: int) -> pd.DataFrame:
+def hallucination_by_bucket(table: pd.DataFrame, world: FactWorld) -> pd.DataFrame:
     """Long table: per query and model, whether the answer is a hallucination, with its bucket."""
     rows = []
     for name in MODELS:
-        rows.append(with_bucket(table).assign(
-            model=name, hallucination=((table[f"outcome_{name}"] == "wrong")
-                                       & (table[f"answer_{name}"] != unknown_token)).astype(float)))
+        rows.append(with_bucket(table).assign(model=name,
+                                              hallucination=hallucinated(table, name, world)))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -226,5 +234,5 @@ def policy_scores(rep: FactReplicate, thresholds) -> pd.DataFrame:
                          "score": graded_score(outcomes, GRADING_THRESHOLD),
                          "answered": float((answers != rep.world.unknown_token).mean()),
                          "hallucination": float(((outcomes == "wrong")
-                                                 & (answers != rep.world.unknown_token)).mean())})
+                                                 & np.isin(answers, rep.world.value_tokens)).mean())})
     return pd.DataFrame(rows)

@@ -98,28 +98,38 @@ def comparison(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, titl
     if reference is not None:
         ax.axhline(reference, color="black", ls="--", lw=1, label=reference_label or None)
     ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
-    if hue or reference_label:
+    if hue or (reference is not None and reference_label):
         ax.legend(title=hue, fontsize="small")
     fig.tight_layout()
     return fig
 
 
-def curves(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, title: str = "",
-           xlabel: str = "", ylabel: str = "", diagonal: bool = False, seed: int = 0,
-           logx: bool = False) -> Figure:
-    """Lines of ``y`` against ``x`` per ``hue``; where several rows share an ``x`` (seeds), the
-    line is their mean with a seeded bootstrap 95% band.  ``diagonal`` adds the identity line
-    (for ROC curves)."""
-    _require(df, x, y, *(c for c in [hue] if c))
-    fig = Figure()
-    ax = fig.subplots()
-    sns.lineplot(data=df, x=x, y=y, hue=hue, errorbar=("ci", 95), seed=seed, ax=ax)
-    if diagonal:
-        ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="chance")
-    ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
-    if logx:
-        ax.set_xscale("log")
-    if hue or diagonal:
-        ax.legend(fontsize="small")
+def curves(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, col: str | None = None,
+           title: str = "", xlabel: str = "", ylabel: str = "", diagonal: bool = False,
+           seed: int = 0, logx: bool = False, aggregate: bool = True) -> Figure:
+    """Lines of ``y`` against ``x`` per ``hue``, one panel per value of ``col``.
+
+    With ``aggregate`` (the default), rows that share an ``x`` (seeds) are drawn as their mean
+    with a seeded bootstrap 95% band; ``aggregate=False`` draws the points as given, in order
+    (a ROC curve's vertical steps repeat ``x``).  ``diagonal`` adds the identity line."""
+    _require(df, x, y, *(c for c in [hue, col] if c))
+    panels = list(dict.fromkeys(df[col])) if col else [None]
+    fig = Figure(figsize=(4.2 * len(panels), 4.2) if col else None)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for i, (ax, panel) in enumerate(zip(axes, panels)):
+        part = df if panel is None else df[df[col] == panel]
+        how = dict(errorbar=("ci", 95), seed=seed) if aggregate else \
+            dict(estimator=None, errorbar=None, sort=False)
+        sns.lineplot(data=part, x=x, y=y, hue=hue, ax=ax, legend=i == 0 and bool(hue), **how)
+        if diagonal:
+            ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="chance")
+        ax.set(xlabel=xlabel or x, ylabel=(ylabel or y) if i == 0 else "",
+               title=str(panel) if col else title)
+        if logx:
+            ax.set_xscale("log")
+        if i == 0 and (hue or diagonal):
+            ax.legend(fontsize="small")
+    if col and title:
+        fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
     return fig
