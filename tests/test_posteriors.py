@@ -631,3 +631,157 @@ def test_reward_fit_rejects_an_empty_or_malformed_loader(reward_world):
     with pytest.raises(ValueError, match=r"rewards must be a float column \(n, 1\)"):
         post.fit(flat)
     assert not post.fitted
+
+
+# --- preference (Bradley-Terry) reward models -----------------------------------------------
+
+
+class _PairNet(torch.nn.Module):
+    """A Bradley-Terry reward model: pairs (B, 2, d) -> (B, 2), responses (B, d) -> (B, 1)."""
+
+    def __init__(self, d: int = 3, hidden: int = 12, bias: bool = False):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.Tanh())
+        self.head = torch.nn.Linear(hidden, 1, bias=bias)
+
+    def forward(self, z):
+        out = self.head(self.body(z))
+        return out.squeeze(-1) if z.dim() == 3 else out
+
+
+@pytest.fixture(scope="module")
+def preference_world():
+    """A small network trained on 400 Bradley-Terry preferences of reward sin(2 x_0) + x_1."""
+    g = torch.Generator().manual_seed(0)
+    pairs = torch.randn(400, 2, 3, generator=g)
+    reward = torch.sin(2 * pairs[..., 0]) + pairs[..., 1]
+    preferred = (torch.rand(400, generator=g)
+                 < torch.sigmoid(reward[:, 1] - reward[:, 0])).long()
+    settings.seed_everything(0)
+    net = _PairNet()
+    optimiser = torch.optim.Adam(net.parameters(), lr=2e-2, weight_decay=1e-3)
+    for _ in range(200):
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(net(pairs), preferred).backward()
+        optimiser.step()
+    return {"model": net, "state": {k: v.clone() for k, v in net.state_dict().items()},
+            "pairs": pairs, "preferred": preferred,
+            "loader": posteriors.preference_loader(pairs, preferred, batch_size=128),
+            "query": torch.randn(6, 3, generator=g)}
+
+
+@pytest.fixture(scope="module")
+def preference_fitted(preference_world):
+    return posteriors.fit_preference_posterior(preference_world["model"],
+                                               preference_world["loader"])
+
+
+def test_preference_ggn_is_the_exact_bradley_terry_curvature(preference_world):
+    post = posteriors.fit_preference_posterior(preference_world["model"],
+                                               preference_world["loader"],
+                                               prior_method="fixed", prior_precision=2.0)
+    net = preference_world["model"]
+    with torch.no_grad():
+        phi = net.body(preference_world["pairs"])
+        rewards = net(preference_world["pairs"])
+        p = torch.sigmoid(rewards[:, 1] - rewards[:, 0])
+        d = phi[:, 1] - phi[:, 0]
+        exact = ((p * (1 - p))[:, None, None] * d[:, :, None] * d[:, None, :]).sum(0)
+    torch.testing.assert_close(post.la.H, exact, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(post.covariance(),
+                               torch.linalg.inv(exact + 2.0 * torch.eye(exact.shape[0])),
+                               rtol=1e-4, atol=1e-6)
+    assert float(post.prior_precision) == 2.0
+
+
+def test_preference_predictive_is_the_network_with_linearised_variance(preference_fitted,
+                                                                       preference_world):
+    x = preference_world["query"]
+    mean, var = preference_fitted.predictive(x)
+    assert mean.shape == var.shape == (6,)
+    net = preference_world["model"]
+    with torch.no_grad():
+        torch.testing.assert_close(mean, net(x)[:, 0])
+        phi = net.body(x)
+    torch.testing.assert_close(var, torch.einsum("bi,ij,bj->b", phi, preference_fitted.covariance(),
+                                                 phi), rtol=1e-4, atol=1e-7)
+    assert (var > 0).all()
+    prec = preference_fitted.prior_precision
+    assert torch.isfinite(prec).all() and (prec > 0).all() and not torch.allclose(
+        prec, torch.ones_like(prec))  # tuned by the marginal likelihood
+
+
+def test_preference_variance_grows_away_from_the_data(preference_fitted, preference_world):
+    x = preference_world["query"]
+    assert (preference_fitted.predictive(10 * x)[1].mean()
+            > preference_fitted.predictive(x)[1].mean())
+
+
+def test_preference_samples_match_the_predictive_and_are_seeded(preference_fitted,
+                                                                preference_world):
+    x = preference_world["query"]
+    samples = preference_fitted.sample(x, 4000, seed=1)
+    assert samples.shape == (4000, 6)
+    mean, var = preference_fitted.predictive(x)
+    torch.testing.assert_close(samples.mean(0), mean, rtol=0,
+                               atol=4 * float(var.max().sqrt()) / 60)
+    torch.testing.assert_close(samples.var(0), var, rtol=0.1, atol=1e-7)
+    assert torch.equal(preference_fitted.sample(x, 3, seed=2),
+                       preference_fitted.sample(x, 3, seed=2))
+    with pytest.raises(ValueError, match=r"n_samples must be a positive integer"):
+        preference_fitted.sample(x, 0, seed=0)
+
+
+def test_preference_fit_leaves_the_model_untouched(preference_fitted, preference_world):
+    assert preference_fitted.model is not preference_world["model"]
+    for key, value in preference_world["model"].state_dict().items():
+        assert torch.equal(value, preference_world["state"][key]), key
+
+
+@pytest.mark.parametrize("overrides, pattern", [
+    (dict(hessian_structure="kron"), r"unsupported \(subset_of_weights, hessian_structure"),
+    (dict(hessian_structure="diag"), r"unsupported \(subset_of_weights, hessian_structure"),
+    (dict(backend="asdl_ggn"), r"unsupported \(subset_of_weights, hessian_structure"),
+    (dict(subset_of_weights="all"), r"unsupported \(subset_of_weights, hessian_structure"),
+    (dict(likelihood="classification"), r"needs the reward_modeling likelihood"),
+    (dict(prior_method="gridsearch"), r"unknown prior_method 'gridsearch'"),
+    (dict(prior_precision=0.0), r"prior_precision must be positive"),
+    (dict(last_layer_name="body"), r"must name an nn.Linear with one output and no bias"),
+])
+def test_preference_posterior_rejects_bad_configs(preference_world, overrides, pattern):
+    config = replace(posteriors.PreferencePosteriorConfig(), **overrides)
+    with pytest.raises(ValueError, match=pattern):
+        posteriors.PreferencePosterior(preference_world["model"], config)
+
+
+def test_preference_posterior_rejects_bad_models_and_unfitted_use(preference_world):
+    with pytest.raises(ValueError, match=r"no bias"):
+        posteriors.PreferencePosterior(_PairNet(bias=True))
+    with pytest.raises(TypeError, match=r"needs a torch nn.Module"):
+        posteriors.PreferencePosterior("net")
+    with pytest.raises(TypeError, match=r"config must be a PreferencePosteriorConfig"):
+        posteriors.PreferencePosterior(preference_world["model"],
+                                       posteriors.RewardPosteriorConfig())
+    post = posteriors.PreferencePosterior(preference_world["model"])
+    with pytest.raises(RuntimeError, match=r"not fitted"):
+        post.predictive(preference_world["query"])
+    with pytest.raises(RuntimeError, match=r"not fitted"):
+        post.covariance()
+
+
+@pytest.mark.parametrize("pairs, preferred, error, pattern", [
+    (torch.zeros(4, 3, 2), torch.zeros(4, dtype=torch.long), ValueError,
+     r"pairs must be a floating-point tensor of shape \(n, 2, features\)"),
+    (torch.zeros(4, 2, 3), torch.zeros(3, dtype=torch.long), ValueError,
+     r"pairs \(n, 2, features\) and preferred \(n,\) disagree"),
+    (torch.zeros(0, 2, 3), torch.zeros(0, dtype=torch.long), ValueError,
+     r"cannot build a data loader from zero pairs"),
+    (torch.zeros(2, 2, 3), torch.tensor([0, 2]), ValueError, r"preferred must hold integer"),
+    (torch.zeros(2, 2, 3), torch.tensor([0.0, 1.0]), ValueError, r"preferred must hold integer"),
+    (torch.full((2, 2, 3), float("nan")), torch.tensor([0, 1]), ValueError,
+     r"pairs contain NaN"),
+    ([[0.0]], torch.tensor([0]), TypeError, r"pairs must be a torch.Tensor"),
+])
+def test_preference_loader_rejects(pairs, preferred, error, pattern):
+    with pytest.raises(error, match=pattern):
+        posteriors.preference_loader(pairs, preferred)

@@ -15,6 +15,8 @@ empirical Fisher, which needs per-example gradients only.
 
 Chapter 5's scalar reward models get Gaussian-likelihood posteriors the same way:
 :class:`RewardPosterior`, described option by option by :class:`RewardPosteriorConfig`.
+Chapter 6's Bradley-Terry (pairwise preference) reward models get :class:`PreferencePosterior`,
+described by :class:`PreferencePosteriorConfig`.
 """
 
 from __future__ import annotations
@@ -450,3 +452,193 @@ def fit_reward_posterior(model: nn.Module, loader: DataLoader,
                          name: str = DEFAULT_REWARD_FLAVOUR, **overrides) -> RewardPosterior:
     """Fit the named reward-model posterior flavour of ``model`` on ``loader``."""
     return RewardPosterior(model, reward_flavour(name, **overrides)).fit(loader)
+
+
+# --- preference (Bradley-Terry) reward models (chapter 6) ------------------------------------
+#
+# A reward model trained on pairwise preferences: the probability that response a is preferred
+# to response b is sigmoid(f(a) - f(b)) (Bradley & Terry, 1952), and only reward *differences*
+# are identified.  laplace-torch 0.3's ``reward_modeling`` likelihood fits exactly this: during
+# ``fit`` the model reads pairs ``(B, 2, features)`` and returns the two rewards ``(B, 2)`` as the
+# logits of a two-class classification (the target is the index of the preferred response); at
+# prediction it reads single responses ``(B, features)``, returns ``(B, 1)`` and is treated as a
+# regression (latent reward mean and variance, no noise).
+#
+# Which combinations work was measured on laplace-torch 0.3, last layer, one-output head without
+# bias (tests/test_posteriors.py checks the first row):
+#   * curvlinops GGN, full Hessian - exact: it equals the Bradley-Terry GGN
+#     sum_pairs p (1 - p) (phi_a - phi_b)(phi_a - phi_b)^T to rounding;
+#   * curvlinops GGN, KFAC - runs but is wrong (relative Frobenius error ~4 on a small net):
+#     KFAC treats the two responses of a pair as independent uses of a shared layer and loses the
+#     difference structure;
+#   * curvlinops GGN diag, and every ASDL or BackPACK structure - fail on the pair axis.
+# So the one supported flavour is last-layer, full GGN, curvlinops: cheap for a small head.
+# The head must have no bias: a constant added to every reward leaves every preference unchanged,
+# so the likelihood has no curvature in that direction and its variance would be the prior's.
+
+
+@dataclass(frozen=True)
+class PreferencePosteriorConfig:
+    subset_of_weights: str = "last_layer"      # the only supported subset (see above)
+    hessian_structure: str = "full"            # the only exact structure (see above)
+    likelihood: str = "reward_modeling"        # Bradley-Terry
+    backend: str = "curvlinops_ggn"            # the only backend that handles the pair axis
+    prior_precision: float = 1.0               # initial value, tuned below
+    prior_mean: float = 0.0
+    temperature: float = 1.0
+    last_layer_name: str = "head"
+    prior_method: str = "marglik"              # "marglik": Laplace marginal likelihood; "fixed"
+    prior_steps: int = 100
+    prior_lr: float = 0.1
+    fit_batch: int = 4096                      # pairs per curvature batch
+    predict_batch: int = 16384                 # responses per predictive call
+
+
+PREFERENCE_PRIOR_METHODS = ("marglik", "fixed")
+_PREFERENCE_SUPPORTED = {("last_layer", "full", "curvlinops_ggn")}
+
+
+def preference_loader(pairs: torch.Tensor, preferred: torch.Tensor, batch_size: int = 4096
+                      ) -> DataLoader:
+    """A data loader of (pair of responses ``(2, features)``, index of the preferred one) items,
+    as laplace-torch's ``reward_modeling`` likelihood expects."""
+    if not isinstance(pairs, torch.Tensor):
+        raise TypeError(f"pairs must be a torch.Tensor, got {type(pairs).__name__}")
+    if pairs.dim() != 3 or pairs.shape[1] != 2 or not pairs.is_floating_point():
+        raise ValueError(f"pairs must be a floating-point tensor of shape (n, 2, features), got "
+                         f"{pairs.dtype} of shape {tuple(pairs.shape)}")
+    if not isinstance(preferred, torch.Tensor):
+        raise TypeError(f"preferred must be a torch.Tensor, got {type(preferred).__name__}")
+    if preferred.dim() != 1 or preferred.shape[0] != pairs.shape[0]:
+        raise ValueError(f"pairs (n, 2, features) and preferred (n,) disagree: "
+                         f"{tuple(pairs.shape)}, {tuple(preferred.shape)}")
+    if pairs.shape[0] == 0:
+        raise ValueError("cannot build a data loader from zero pairs")
+    if not torch.isfinite(pairs).all():
+        raise ValueError("pairs contain NaN or infinite values")
+    if preferred.is_floating_point() or preferred.dtype == torch.bool \
+            or ((preferred != 0) & (preferred != 1)).any():
+        raise ValueError("preferred must hold integer indices 0 or 1 (which response of the "
+                         "pair is preferred)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return DataLoader(TensorDataset(pairs, preferred.long()), batch_size=batch_size,
+                      shuffle=False)
+
+
+class PreferencePosterior:
+    """A fitted last-layer Laplace posterior over a Bradley-Terry reward model.
+
+    The model maps pairs ``(B, 2, features)`` to rewards ``(B, 2)`` and single responses
+    ``(B, features)`` to ``(B, 1)``; its module ``config.last_layer_name`` must be an
+    ``nn.Linear`` with one output and no bias.  Predictions are of the latent reward ``f(z)``.
+    """
+
+    def __init__(self, model: nn.Module,
+                 config: PreferencePosteriorConfig = PreferencePosteriorConfig()):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"a preference posterior needs a torch nn.Module, got "
+                            f"{type(model).__name__}")
+        if not isinstance(config, PreferencePosteriorConfig):
+            raise TypeError(f"config must be a PreferencePosteriorConfig, got "
+                            f"{type(config).__name__}")
+        if config.likelihood != "reward_modeling":
+            raise ValueError(f"a preference reward model needs the reward_modeling likelihood, "
+                             f"got {config.likelihood!r}")
+        combination = (config.subset_of_weights, config.hessian_structure, config.backend)
+        if combination not in _PREFERENCE_SUPPORTED:
+            raise ValueError(f"unsupported (subset_of_weights, hessian_structure, backend) "
+                             f"{combination}: laplace-torch 0.3 is exact for Bradley-Terry only "
+                             f"with {sorted(_PREFERENCE_SUPPORTED)}")
+        if config.prior_method not in PREFERENCE_PRIOR_METHODS:
+            raise ValueError(f"unknown prior_method {config.prior_method!r}: expected one of "
+                             f"{PREFERENCE_PRIOR_METHODS}")
+        if not config.prior_precision > 0:
+            raise ValueError(f"prior_precision must be positive, got {config.prior_precision!r}")
+        layer = dict(model.named_modules()).get(config.last_layer_name)
+        if not isinstance(layer, nn.Linear) or layer.out_features != 1 or layer.bias is not None:
+            raise ValueError(f"last_layer_name {config.last_layer_name!r} must name an nn.Linear "
+                             f"with one output and no bias in the reward model (a Bradley-Terry "
+                             f"likelihood cannot identify a constant reward offset)")
+        self.config = config
+        self.model = copy.deepcopy(model)  # laplace-torch attaches hooks: one copy per posterior
+        self.model.eval()
+        self.la = Laplace(
+            self.model, config.likelihood, subset_of_weights=config.subset_of_weights,
+            hessian_structure=config.hessian_structure, prior_precision=config.prior_precision,
+            prior_mean=config.prior_mean, temperature=config.temperature,
+            backend=BACKENDS[config.backend], last_layer_name=config.last_layer_name)
+        self.fitted = False
+        self.fit_seconds: float | None = None
+
+    def fit(self, loader: DataLoader) -> "PreferencePosterior":
+        """Fit the GGN on ``loader`` of (pair, preferred index) items, then tune the prior
+        precision by the marginal likelihood (unless ``prior_method="fixed"``)."""
+        if len(loader.dataset) == 0:
+            raise ValueError("the data loader is empty: nothing to fit the posterior on")
+        for pairs, preferred in loader:
+            if pairs.dim() != 3 or pairs.shape[1] != 2 or not pairs.is_floating_point():
+                raise ValueError(f"pairs must be a floating-point tensor of shape "
+                                 f"(n, 2, features), got {tuple(pairs.shape)}")
+            if preferred.shape != (pairs.shape[0],) or preferred.is_floating_point():
+                raise ValueError(f"preferred must be integer indices (n,), got "
+                                 f"{preferred.dtype} of shape {tuple(preferred.shape)}")
+        start = time.perf_counter()
+        self.la.fit(loader)
+        c = self.config
+        if c.prior_method == "marglik":
+            self.la.optimize_prior_precision(
+                pred_type="glm", method="marglik", n_steps=c.prior_steps, lr=c.prior_lr,
+                init_prior_prec=c.prior_precision, prior_structure="scalar",
+                link_approx="probit", verbose=False, progress_bar=False)
+        self.fit_seconds = time.perf_counter() - start
+        self.fitted = True
+        return self
+
+    def _check(self, x: torch.Tensor) -> None:
+        if not self.fitted:
+            raise RuntimeError("the posterior is not fitted: call fit(loader) first")
+        _check_reward_inputs(x, "x")
+
+    @property
+    def prior_precision(self) -> torch.Tensor:
+        return self.la.prior_precision.detach().clone()
+
+    @torch.no_grad()
+    def predictive(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean ``(B,)`` (the network's reward) and variance ``(B,)`` of each response's latent
+        reward under the linearised posterior."""
+        self._check(x)
+        means, variances = [], []
+        for chunk in x.split(self.config.predict_batch):
+            f_mu, f_var = self.la(chunk, pred_type="glm")
+            means.append(f_mu.reshape(-1))
+            variances.append(f_var.reshape(-1))
+        return torch.cat(means), torch.cat(variances).clamp(min=0)
+
+    @torch.no_grad()
+    def sample(self, x: torch.Tensor, n_samples: int, seed: int) -> torch.Tensor:
+        """``(n_samples, B)`` reward functions at ``x`` under seeded last-layer weight samples
+        (the same functions in every chunk of ``predict_batch`` responses)."""
+        self._check(x)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        chunks = []
+        for chunk in x.split(self.config.predict_batch):
+            generator = torch.Generator().manual_seed(seed)
+            chunks.append(self.la.predictive_samples(
+                chunk, pred_type="nn", n_samples=n_samples, generator=generator
+            ).reshape(n_samples, -1))
+        return torch.cat(chunks, dim=1)
+
+    def covariance(self) -> torch.Tensor:
+        """Dense posterior covariance of the head's weights."""
+        if not self.fitted:
+            raise RuntimeError("the posterior is not fitted: call fit(loader) first")
+        return self.la.posterior_covariance
+
+
+def fit_preference_posterior(model: nn.Module, loader: DataLoader, **overrides
+                             ) -> PreferencePosterior:
+    """Fit the (only) Bradley-Terry posterior flavour of ``model`` on ``loader``."""
+    return PreferencePosterior(model, replace(PreferencePosteriorConfig(), **overrides)).fit(loader)
