@@ -460,3 +460,113 @@ def test_curves_one_panel_per_col(seed_frame):
             np.testing.assert_allclose(line.get_ydata(), means[model].to_numpy())
     with pytest.raises(KeyError, match=r"data frame lacks column\(s\) world"):
         plots.curves(seed_frame, "threshold", "score", col="world")
+
+
+# --- power_laws ---------------------------------------------------------------------------
+
+LAWS = {("MAP", 0): (2.0, -0.5), ("MAP", 1): (2.5, -0.5), ("LA", 0): (1.0, -1.0),
+        ("LA", 1): (0.8, -1.0)}
+
+
+@pytest.fixture
+def law_frame() -> pd.DataFrame:
+    """y = a N^b per (model, seed), N on a log grid: each group an exact power law."""
+    n = np.logspace(3, 6, 7)
+    return pd.concat([pd.DataFrame({"N": n, "kl": a * n**b, "model": model, "seed": seed})
+                      for (model, seed), (a, b) in LAWS.items()], ignore_index=True)
+
+
+def _fitted(ax) -> dict[str, object]:
+    return {line.get_label(): line for line in ax.lines if "slope" in line.get_label()}
+
+
+def _slope_in(label: str) -> float:
+    return float(label.rsplit("slope ", 1)[1])
+
+
+def test_power_laws_one_fit_per_group(law_frame):
+    fig = plots.power_laws(law_frame, "N", "kl", hue="model", style="seed", title="washout",
+                           ylabel="KL")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("washout", "N", "KL")
+    fits = _fitted(ax)
+    assert sorted(fits) == sorted(f"{m}, {s}: slope {b:.2f}" for (m, s), (_, b) in LAWS.items())
+    for (model, seed), (a, b) in LAWS.items():
+        line = fits[f"{model}, {seed}: slope {b:.2f}"]
+        assert _slope_in(line.get_label()) == pytest.approx(b)
+        x, y = line.get_xdata(), line.get_ydata()
+        assert x.min() == pytest.approx(1e3) and x.max() == pytest.approx(1e6)
+        np.testing.assert_allclose(y, a * x**b, rtol=1e-8)  # the fitted law is the data's
+    # one colour per model, one dash per seed
+    colour = {lbl: mpl.colors.to_hex(line.get_color()) for lbl, line in fits.items()}
+    dash = {lbl: line.get_linestyle() for lbl, line in fits.items()}
+    assert colour["MAP, 0: slope -0.50"] == colour["MAP, 1: slope -0.50"]
+    assert colour["LA, 0: slope -1.00"] == colour["LA, 1: slope -1.00"]
+    assert colour["MAP, 0: slope -0.50"] != colour["LA, 0: slope -1.00"]
+    assert dash["MAP, 0: slope -0.50"] == dash["LA, 0: slope -1.00"]
+    assert dash["MAP, 0: slope -0.50"] != dash["MAP, 1: slope -0.50"]
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == sorted(fits)
+    points = np.concatenate([c.get_offsets() for c in ax.collections])
+    assert len(points) == len(law_frame)
+
+
+def test_power_laws_without_style(law_frame):
+    one = law_frame[law_frame["seed"] == 0]
+    ax = plots.power_laws(one, "N", "kl", hue="model").axes[0]
+    fits = _fitted(ax)
+    assert sorted(fits) == ["LA: slope -1.00", "MAP: slope -0.50"]
+    assert {line.get_linestyle() for line in fits.values()} == {"-"}
+
+
+def test_power_laws_noisy_slope(rng):
+    n = np.logspace(2, 6, 40)
+    df = pd.DataFrame({"N": n, "g": 3.0 * n**-0.7 * np.exp(rng.normal(0, 0.05, n.size)),
+                       "model": "LA"})
+    (label,) = _fitted(plots.power_laws(df, "N", "g", hue="model").axes[0])
+    assert _slope_in(label) == pytest.approx(-0.7, abs=0.03)
+
+
+def test_power_laws_drops_non_positive_values(law_frame):
+    bad = law_frame.copy()
+    bad.loc[0, "kl"] = 0.0
+    bad.loc[1, "kl"] = -1.0
+    bad.loc[2, "N"] = 0.0
+    ax = plots.power_laws(bad, "N", "kl", hue="model", style="seed").axes[0]
+    points = np.concatenate([c.get_offsets() for c in ax.collections])
+    assert len(points) == len(law_frame) - 3
+    assert (points > 0).all()
+    fits = _fitted(ax)
+    assert len(fits) == 4
+    for label in fits:  # the remaining points still lie on exact laws
+        assert _slope_in(label) in {-0.5, -1.0}
+
+
+def test_power_laws_skips_groups_with_one_x(law_frame):
+    df = pd.concat([law_frame, pd.DataFrame({"N": [1e4], "kl": [0.1], "model": "Dirichlet",
+                                             "seed": 0})], ignore_index=True)
+    ax = plots.power_laws(df, "N", "kl", hue="model", style="seed").axes[0]
+    assert len(_fitted(ax)) == 4
+    assert not any(lbl.startswith("Dirichlet") for lbl in _fitted(ax))
+
+
+def test_power_laws_needs_positive_values(law_frame):
+    with pytest.raises(ValueError, match=r"log-log plot needs positive values"):
+        plots.power_laws(law_frame.assign(kl=-law_frame["kl"]), "N", "kl", hue="model")
+    with pytest.raises(ValueError, match=r"log-log plot needs positive values"):
+        plots.power_laws(law_frame.assign(N=0.0), "N", "kl", hue="model")
+
+
+@pytest.mark.parametrize("drop, style", [("N", None), ("kl", None), ("model", None),
+                                         ("seed", "seed")])
+def test_power_laws_missing_column(law_frame, drop, style):
+    with pytest.raises(KeyError, match=rf"data frame lacks column\(s\) {drop}"):
+        plots.power_laws(law_frame.drop(columns=drop), "N", "kl", hue="model", style=style)
+
+
+def test_power_laws_empty_or_not_a_frame(law_frame):
+    with pytest.raises(ValueError, match=r"cannot plot an empty data frame"):
+        plots.power_laws(law_frame.iloc[:0], "N", "kl", hue="model")
+    with pytest.raises(TypeError, match=r"expected a pandas DataFrame, got list"):
+        plots.power_laws([1, 2], "N", "kl", hue="model")

@@ -177,7 +177,8 @@ def make_fragment_corpus(
     Each family draws ``p_fam ~ Dirichlet(family_concentration)``; each fragment draws
     ``p_f ~ Dirichlet(fragment_concentration * p_fam)``.  Fragments are ranked at random and
     ``n_tokens`` questions are drawn from the Zipf law over ranks; each question is answered
-    by a draw from ``p_f``.
+    by a draw from ``p_f``.  A fragment's Zipf probability is kept as ``popularity``: held-out
+    text is weighted by it (chapter 3).
     """
     n_families = _check_positive_int("n_families", n_families)
     n_subjects = _check_positive_int("n_subjects", n_subjects)
@@ -197,7 +198,7 @@ def make_fragment_corpus(
     n = rng.multinomial(n_tokens, q)
     answer_counts = np.stack([rng.multinomial(k, p) for k, p in zip(n, p_true)])
 
-    fragments = pd.DataFrame({"family": family, "subject": subject, "n": n})
+    fragments = pd.DataFrame({"family": family, "subject": subject, "popularity": q, "n": n})
     for j, a in enumerate(ANSWERS):
         fragments[f"count_{a}"] = answer_counts[:, j]
     return FragmentCorpus(fragments=fragments, p_true=p_true, p_family=p_family,

@@ -133,3 +133,37 @@ def curves(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, col: str
         fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
     return fig
+
+
+def power_laws(df: pd.DataFrame, x: str, y: str, *, hue: str, style: str | None = None,
+               title: str = "", xlabel: str = "", ylabel: str = "") -> Figure:
+    """``y`` against ``x`` on log-log axes, one colour per ``hue`` and one marker per ``style``,
+    each group with its least-squares power law ``y = a x^b`` drawn as a line and ``b`` in the
+    legend.  Non-positive values cannot be drawn on log axes and are left out."""
+    _require(df, x, y, hue, *(c for c in [style] if c))
+    data = df[(df[x] > 0) & (df[y] > 0)]
+    if data.empty:
+        raise ValueError("log-log plot needs positive values")
+    fig = Figure()
+    ax = fig.subplots()
+    palette = dict(zip(data[hue].unique(), sns.color_palette(n_colors=data[hue].nunique())))
+    sns.scatterplot(data=data, x=x, y=y, hue=hue, style=style, ax=ax, s=40, legend=False,
+                    palette=palette)
+    keys = [hue] + ([style] if style else [])
+    dashes = ["-", "--", ":", "-."]
+    styles = {s: dashes[i % len(dashes)] for i, s in enumerate(data[style].unique())} \
+        if style else {}
+    for key, part in data.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        if part[x].nunique() < 2:
+            continue
+        lx, ly = np.log(part[x].to_numpy(float)), np.log(part[y].to_numpy(float))
+        slope, intercept = np.polyfit(lx, ly, 1)
+        grid = np.linspace(lx.min(), lx.max(), 20)
+        ax.plot(np.exp(grid), np.exp(intercept + slope * grid), color=palette[key[0]],
+                ls=styles.get(key[-1], "-") if style else "-", lw=1.5,
+                label=f"{', '.join(map(str, key))}: slope {slope:.2f}")
+    ax.set(xscale="log", yscale="log", xlabel=xlabel or x, ylabel=ylabel or y, title=title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
