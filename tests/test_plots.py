@@ -570,3 +570,65 @@ def test_power_laws_empty_or_not_a_frame(law_frame):
         plots.power_laws(law_frame.iloc[:0], "N", "kl", hue="model")
     with pytest.raises(TypeError, match=r"expected a pandas DataFrame, got list"):
         plots.power_laws([1, 2], "N", "kl", hue="model")
+
+
+# --- reliability ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bins_frame() -> pd.DataFrame:
+    """Reliability bins of two seeds at two stages."""
+    rows = []
+    for stage, shift in (("before", 0.0), ("after", -0.2)):
+        for seed in (0, 1):
+            confidence = np.array([0.3, 0.6, 0.95])
+            rows.append(pd.DataFrame({"confidence": confidence,
+                                      "accuracy": np.clip(confidence + shift + 0.01 * seed, 0, 1),
+                                      "share": [0.1, 0.2, 0.7], "stage": stage,
+                                      "seed": f"seed {seed}"}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_reliability_panels_lines_and_point_sizes(bins_frame):
+    fig = plots.reliability(bins_frame, "confidence", "accuracy", weight="share", col="stage",
+                            hue="seed", title="T", xlabel="conf")
+    assert [ax.get_title() for ax in fig.axes] == ["before", "after"]
+    assert fig._suptitle.get_text() == "T"
+    for ax, stage in zip(fig.axes, ("before", "after")):
+        diagonal = _line(ax, "perfect calibration")
+        np.testing.assert_array_equal(diagonal.get_xdata(), [0, 1])
+        np.testing.assert_array_equal(diagonal.get_ydata(), [0, 1])
+        lines = [line for line in ax.lines if line.get_label().startswith("seed")]
+        assert len(lines) == 2
+        for line, seed in zip(lines, ("seed 0", "seed 1")):
+            rows = bins_frame[(bins_frame["stage"] == stage) & (bins_frame["seed"] == seed)]
+            np.testing.assert_allclose(line.get_xdata(), rows["confidence"])
+            np.testing.assert_allclose(line.get_ydata(), rows["accuracy"])
+        points = ax.collections
+        assert len(points) == 2
+        np.testing.assert_allclose(points[0].get_sizes(), 8 + 240 * np.array([0.1, 0.2, 0.7]) / 0.7)
+        assert ax.get_xlim() == pytest.approx((-0.02, 1.02))
+        assert ax.get_xlabel() == "conf"
+    assert fig.axes[0].get_ylabel() == "accuracy" and fig.axes[1].get_ylabel() == ""
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["perfect calibration", "seed 0", "seed 1"]
+    assert fig.axes[1].get_legend() is None
+
+
+def test_reliability_single_panel_without_hue(bins_frame):
+    one = bins_frame[(bins_frame["stage"] == "before") & (bins_frame["seed"] == "seed 0")]
+    fig = plots.reliability(one.sample(frac=1, random_state=0), "confidence", "accuracy",
+                            weight="share", title="one")
+    (ax,) = fig.axes
+    assert ax.get_title() == "one"
+    (line,) = [line for line in ax.lines if line.get_label() != "perfect calibration"]
+    np.testing.assert_allclose(line.get_xdata(), [0.3, 0.6, 0.95])  # drawn in confidence order
+
+
+def test_reliability_checks_its_input(bins_frame):
+    with pytest.raises(KeyError, match=r"data frame lacks column\(s\) share"):
+        plots.reliability(bins_frame.drop(columns="share"), "confidence", "accuracy",
+                          weight="share")
+    with pytest.raises(ValueError, match=r"cannot plot an empty data frame"):
+        plots.reliability(bins_frame.iloc[:0], "confidence", "accuracy", weight="share")
+    assert plt.get_fignums() == []

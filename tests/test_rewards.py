@@ -416,3 +416,62 @@ def test_bad_c12_inputs(fact_model):
         rewards.run_c12(world, model, TINY_RL, seed=0, n_queries=0)
     with pytest.raises(ValueError, match=r"labels must be 2 integer classes"):
         rewards.reliability_table(np.full((2, 2), 0.5), [0, 2])
+
+
+# --- the supplementary benchmark grader (not part of claim C12) -----------------------------
+
+
+def test_benchmark_grading_never_credits_unknown():
+    outcomes = np.array(["right", "right", "unknown", "wrong"])
+    said = np.array([False, True, True, False])  # the second is "unknown" for an unknown fact
+    np.testing.assert_array_equal(rewards.grade(outcomes), [1, 1, 0, 0])
+    np.testing.assert_array_equal(rewards.grade(outcomes, None, said), [1, 0, 0, 0])
+    np.testing.assert_array_equal(rewards.grade(outcomes, 0.75, said), [1, 0, 0, -3])
+    np.testing.assert_array_equal(rewards.grade(outcomes, None, np.zeros(4, bool)),
+                                  rewards.grade(outcomes))
+    assert rewards.BENCHMARK not in rewards.GRADERS  # supplementary, not one of C12's graders
+    with pytest.raises(ValueError, match=r"said_unknown must be booleans of shape \(4,\)"):
+        rewards.grade(outcomes, None, np.zeros(3, bool))
+    with pytest.raises(ValueError, match=r"said_unknown must be booleans"):
+        rewards.grade(outcomes, None, np.zeros(4))
+
+
+def test_expected_benchmark_reward_and_abstention_rate(fact_model):
+    world, model = fact_model
+    ev = rewards.evaluate_answers(model, world, world.sample_queries(300, seed=4))
+    unknown = world.n_values
+    right = ev.probs[np.arange(300), ev.labels]
+    assert ev.expected_reward[rewards.BENCHMARK] == pytest.approx(
+        np.where(ev.labels == unknown, 0.0, right).mean())
+    said = ev.probs.argmax(axis=1) == unknown
+    assert ev.abstention_rate == pytest.approx(np.mean(said & (ev.labels != unknown)))
+    assert ev.abstention_rate <= ev.unknown_rate
+
+
+def test_benchmark_fine_tuning_pairs_with_the_binary_one(fact_model):
+    world, model = fact_model
+    binary, h_binary = rewards.reinforce(model, world, TINY_RL, None, seed=3)
+    bench, h_bench = rewards.reinforce(model, world, TINY_RL, None, seed=3, credit_unknown=False)
+    # same queries and draws: the first step samples the same answers, graded differently
+    assert h_bench["unknown_share"].iloc[0] == h_binary["unknown_share"].iloc[0]
+    assert h_bench["reward"].iloc[0] <= h_binary["reward"].iloc[0]
+    assert not all(torch.equal(x, y) for x, y in zip(binary.state_dict().values(),
+                                                     bench.state_dict().values()))
+    again, _ = rewards.reinforce(model, world, TINY_RL, None, seed=3, credit_unknown=False)
+    assert all(torch.equal(x, y) for x, y in zip(bench.state_dict().values(),
+                                                 again.state_dict().values()))
+
+
+def test_run_c12_adds_the_benchmark_grader_on_request(fact_model):
+    world, model = fact_model
+    plain = rewards.run_c12(world, model, TINY_RL, seed=0, n_queries=200)
+    extra = rewards.run_c12(world, model, TINY_RL, seed=0, n_queries=200, benchmark=True)
+    assert list(extra.after) == [*rewards.GRADERS, rewards.BENCHMARK]
+    assert set(extra.history["grader"]) == {*rewards.GRADERS, rewards.BENCHMARK}
+    for name in rewards.GRADERS:  # the claim's runs are unchanged by the extra one
+        np.testing.assert_array_equal(extra.after[name].probs, plain.after[name].probs)
+    table = rewards.confidence_table(extra)
+    assert list(table["stage"]) == ["before", "after binary", "after t=0.75", "after benchmark"]
+    assert {"abstention", "expected_benchmark"} <= set(table.columns)
+    stats = rewards.c12_statistics(extra.before, extra.after[rewards.BENCHMARK])
+    assert set(stats) == {"ece_ratio", "unknown_rate_drop"}

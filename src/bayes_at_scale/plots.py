@@ -167,3 +167,42 @@ def power_laws(df: pd.DataFrame, x: str, y: str, *, hue: str, style: str | None 
     ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def reliability(df: pd.DataFrame, confidence: str, accuracy: str, *, weight: str,
+                col: str | None = None, hue: str | None = None, title: str = "",
+                xlabel: str = "", ylabel: str = "") -> Figure:
+    """Reliability diagrams: ``accuracy`` against ``confidence`` on [0, 1], one line per
+    ``hue`` and one panel per value of ``col``, through points whose area grows linearly with
+    ``weight`` (a bin's share of the data, on one scale across panels; the smallest stay
+    visible), with the diagonal of perfect calibration."""
+    _require(df, confidence, accuracy, weight, *(c for c in [hue, col] if c))
+    panels = list(dict.fromkeys(df[col])) if col else [None]
+    groups = list(dict.fromkeys(df[hue])) if hue else [None]
+    colours = dict(zip(groups, sns.color_palette(n_colors=len(groups))))
+    largest = df[weight].max()
+    fig = Figure(figsize=(3.6 * len(panels), 3.9) if col else None)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for i, (ax, panel) in enumerate(zip(axes, panels)):
+        part = df if panel is None else df[df[col] == panel]
+        ax.plot([0, 1], [0, 1], color="black", ls="--", lw=1, label="perfect calibration")
+        for group in groups:
+            rows = part if group is None else part[part[hue] == group]
+            if rows.empty:
+                continue
+            rows = rows.sort_values(confidence)
+            label = None if group is None else str(group)
+            ax.plot(rows[confidence], rows[accuracy], color=colours[group], lw=1, alpha=0.8,
+                    label=label)
+            area = 8 + 240 * rows[weight] / largest if largest > 0 else 8
+            ax.scatter(rows[confidence], rows[accuracy], s=area, color=colours[group],
+                       alpha=0.7, linewidths=0)
+        ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), xlabel=xlabel or confidence,
+               ylabel=(ylabel or accuracy) if i == 0 else "",
+               title=str(panel) if col else title)
+        if i == 0:
+            ax.legend(loc="upper left", fontsize="small")
+    if col and title:
+        fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig

@@ -35,6 +35,10 @@ in chapter 4: the true value, or "unknown" for an entity whose fact is truly unk
 * ``binary``: 1 for a right answer, 0 otherwise - an abstention ("unknown" about an entity whose
   value exists) earns the same 0 as a wrong value;
 * ``t=0.75``: Kalai et al.'s grading, +1 right, 0 unknown, -3 wrong, which pays abstaining.
+
+A third grader, :data:`BENCHMARK`, is a supplementary analysis and not part of C12's rule: the
+binary grading of most benchmarks, in which "unknown" never earns credit - not even for a fact
+that is truly unknown (Kalai et al. 2025).  ``run_c12(..., benchmark=True)`` adds it.
 """
 
 from __future__ import annotations
@@ -527,6 +531,9 @@ def c11_statistics(rep: C11Replicate, n_resamples: int = 2000) -> dict:
 
 
 GRADERS = {"binary": None, "t=0.75": 0.75}  # name -> threshold (None: right 1, otherwise 0)
+# Supplementary grader, not part of claim C12: binary, and an "unknown" answer scores 0 whatever
+# the truth - the benchmark grading of Kalai et al. (2025), under which abstaining never pays.
+BENCHMARK = "benchmark"
 
 
 def _check_world(world) -> FactWorld:
@@ -568,12 +575,15 @@ def answer_probs(model: CausalLM, world: FactWorld, entities) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def grade(outcomes, threshold: float | None = None) -> np.ndarray:
+def grade(outcomes, threshold: float | None = None, said_unknown=None) -> np.ndarray:
     """Reward of each graded answer (``"right"``, ``"unknown"``, ``"wrong"``, as
     :func:`bayes_at_scale.facts.answer_outcome` grades them).
 
     ``threshold=None``: the binary grader, 1 for right and 0 otherwise.  A threshold ``t`` in
     [0, 1): Kalai et al.'s grading, 1 right, 0 unknown, ``-t / (1 - t)`` wrong.
+    ``said_unknown`` (optional, booleans like ``outcomes``): where True the answer was the
+    unknown token and scores 0 whatever its outcome, so "unknown" never earns credit - not even
+    for a fact that is truly unknown (with ``threshold=None``: the :data:`BENCHMARK` grader).
     """
     if threshold is not None:
         threshold = _check_threshold(threshold, upper_closed=False)
@@ -586,8 +596,16 @@ def grade(outcomes, threshold: float | None = None) -> np.ndarray:
         raise ValueError(f"outcomes must be 'right', 'unknown' or 'wrong', got "
                          f"{sorted(map(repr, bad))}")
     if threshold is None:
-        return (o == "right").astype(float)
-    return np.select([o == "right", o == "wrong"], [1.0, -threshold / (1 - threshold)], 0.0)
+        score = (o == "right").astype(float)
+    else:
+        score = np.select([o == "right", o == "wrong"], [1.0, -threshold / (1 - threshold)], 0.0)
+    if said_unknown is not None:
+        said = np.asarray(said_unknown)
+        if said.shape != o.shape or said.dtype != bool:
+            raise ValueError(f"said_unknown must be booleans of shape {o.shape}, got "
+                             f"{said.dtype} of shape {said.shape}")
+        score = np.where(said, 0.0, score)
+    return score
 
 
 def reinforce_loss(logits: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor
@@ -638,11 +656,13 @@ class ReinforceConfig:
 
 
 def reinforce(model: CausalLM, world: FactWorld, config: ReinforceConfig = ReinforceConfig(),
-              threshold: float | None = None, seed: int = 0
+              threshold: float | None = None, seed: int = 0, credit_unknown: bool = True
               ) -> tuple[CausalLM, pd.DataFrame]:
     """A copy of ``model`` fine-tuned by REINFORCE against :func:`grade` (binary when
-    ``threshold`` is None); ``model`` itself is left untouched.  Returns the fine-tuned model and
-    its history (step, mean reward, share of sampled answers that were "unknown")."""
+    ``threshold`` is None; ``credit_unknown=False`` scores every "unknown" answer 0, the
+    :data:`BENCHMARK` grader with ``threshold=None``); ``model`` itself is left untouched.
+    Returns the fine-tuned model and its history (step, mean reward, share of sampled answers
+    that were "unknown").  The same seed draws the same queries whatever the grader."""
     if not isinstance(model, CausalLM):
         raise TypeError(f"model must be a CausalLM, got {type(model).__name__}")
     _check_world(world)
@@ -665,7 +685,8 @@ def reinforce(model: CausalLM, world: FactWorld, config: ReinforceConfig = Reinf
             actions = torch.multinomial(torch.softmax(logits, dim=-1), 1,
                                         generator=generator)[:, 0]
         outcomes = answer_outcome(world.answer_tokens[actions.numpy()], world, batch)
-        rewards = grade(outcomes, threshold)
+        said_unknown = None if credit_unknown else (actions == unknown).numpy()
+        rewards = grade(outcomes, threshold, said_unknown)
         loss = reinforce_loss(logits, actions, torch.as_tensor(rewards))
         optimiser.zero_grad()
         loss.backward()
@@ -686,7 +707,8 @@ class AnswerEvaluation:
     most probable answer token (as in chapter 4); ``unknown_rate`` is the share of answers that
     are "unknown", ``p_unknown`` the mean probability of "unknown" (the rate at which a sampled
     answer is "unknown").  ``expected_reward`` maps each grader of :data:`GRADERS` to the mean
-    reward of an answer *sampled* from the answer distribution: what REINFORCE maximises."""
+    reward of an answer *sampled* from the answer distribution: what REINFORCE maximises
+    (and :data:`BENCHMARK` to the same under the supplementary grader)."""
 
     entities: np.ndarray
     probs: np.ndarray
@@ -699,6 +721,13 @@ class AnswerEvaluation:
     hallucination: float
     graded_score: float
     expected_reward: dict = field(default_factory=dict)
+
+    @property
+    def abstention_rate(self) -> float:
+        """Share of answers that are "unknown" about a fact that has a value: the part of
+        ``unknown_rate`` that is an abstention rather than the right answer."""
+        unknown = self.probs.shape[1] - 1
+        return float(np.mean((self.probs.argmax(axis=1) == unknown) & (self.labels != unknown)))
 
 
 def evaluate_answers(model: CausalLM, world: FactWorld, entities, n_bins: int = 15
@@ -717,6 +746,9 @@ def evaluate_answers(model: CausalLM, world: FactWorld, entities, n_bins: int = 
                      np.where(columns == unknown, "unknown", "wrong"))
     expected = {name: float((p * grade(every.ravel(), t).reshape(p.shape)).sum(axis=1).mean())
                 for name, t in GRADERS.items()}
+    said = np.broadcast_to(columns == unknown, p.shape).ravel()
+    expected[BENCHMARK] = float((p * grade(every.ravel(), None, said).reshape(p.shape))
+                                .sum(axis=1).mean())
     return AnswerEvaluation(
         entities=e, probs=p, labels=labels, ece=metrics.ece(p, labels, n_bins=n_bins),
         unknown_rate=float(np.mean(top == unknown)), p_unknown=float(p[:, unknown].mean()),
@@ -753,7 +785,8 @@ def reliability_table(probs, labels, n_bins: int = 15) -> pd.DataFrame:
 @dataclass(frozen=True)
 class C12Replicate:
     """One seed of C12: the pretrained model's answers (``before``), the answers after REINFORCE
-    against each grader of :data:`GRADERS` (``after``), and the fine-tuning histories."""
+    against each grader of :data:`GRADERS` (and :data:`BENCHMARK` if asked; ``after``), and the
+    fine-tuning histories."""
 
     seed: int
     before: AnswerEvaluation
@@ -777,10 +810,13 @@ def pretrained_fact_model(settings: Settings, seed: int, threads: int | None = 1
 
 
 def run_c12(world: FactWorld, model: CausalLM, config: ReinforceConfig, seed: int,
-            n_queries: int = 4000, threads: int | None = 1) -> C12Replicate:
+            n_queries: int = 4000, threads: int | None = 1, benchmark: bool = False
+            ) -> C12Replicate:
     """Evaluate ``model`` (chapter 4's pretrained fact model) on ``n_queries`` fresh queries from
     the mention distribution, fine-tune a copy by REINFORCE against each grader, and evaluate
-    each copy on the same queries."""
+    each copy on the same queries.  ``benchmark``: also fine-tune against the supplementary
+    :data:`BENCHMARK` grader (on the same queries and draws as the binary one), as
+    ``after[BENCHMARK]``."""
     _check_world(world)
     if not isinstance(model, CausalLM):
         raise TypeError(f"model must be a CausalLM, got {type(model).__name__}")
@@ -791,8 +827,11 @@ def run_c12(world: FactWorld, model: CausalLM, config: ReinforceConfig, seed: in
         queries = world.sample_queries(n_queries, seed=_seed_from(seed, 12, 1))
         before = evaluate_answers(model, world, queries)
         after, histories = {}, []
-        for name, threshold in GRADERS.items():
-            tuned, history = reinforce(model, world, config, threshold, seed)
+        runs = [(name, threshold, True) for name, threshold in GRADERS.items()]
+        if benchmark:
+            runs.append((BENCHMARK, None, False))
+        for name, threshold, credit_unknown in runs:
+            tuned, history = reinforce(model, world, config, threshold, seed, credit_unknown)
             after[name] = evaluate_answers(tuned, world, queries)
             histories.append(history.assign(grader=name))
     return C12Replicate(seed, before, after, pd.concat(histories, ignore_index=True),
@@ -818,14 +857,15 @@ def _stages(rep: C12Replicate) -> dict:
 
 
 def confidence_table(reps) -> pd.DataFrame:
-    """One row per (seed, stage): ECE, unknown rate, mean P(unknown), accuracy, mean top
-    probability, hallucination rate and the t = 0.75 graded score of the answers, and the
-    expected reward of a sampled answer under each grader (``expected_<grader>``)."""
+    """One row per (seed, stage): ECE, unknown rate, abstention rate, mean P(unknown), accuracy,
+    mean top probability, hallucination rate and the t = 0.75 graded score of the answers, and
+    the expected reward of a sampled answer under each grader (``expected_<grader>``)."""
     rows = []
     for r in _check_replicates(reps, C12Replicate):
         for stage, ev in _stages(r).items():
             rows.append({"seed": r.seed, "stage": stage, "ece": ev.ece,
-                         "unknown_rate": ev.unknown_rate, "p_unknown": ev.p_unknown,
+                         "unknown_rate": ev.unknown_rate, "abstention": ev.abstention_rate,
+                         "p_unknown": ev.p_unknown,
                          "accuracy": ev.accuracy, "confidence": ev.confidence,
                          "hallucination": ev.hallucination, "graded_score": ev.graded_score,
                          **{f"expected_{g}": v for g, v in ev.expected_reward.items()}})

@@ -32,18 +32,18 @@ RARE = 3
 EXACT_RANKS = 10_000  # zipf_tail sums these ranks exactly and integrates the rest
 
 SCALE_RECIPES = {
-    # a smaller world than chapter 1's (384 fragments, vocabulary 60), so that five corpus sizes
-    # and two seeds - ten networks and ten posteriors - fit the chapter's time budget
+    # a smaller world and network than chapter 1's (384 fragments, vocabulary 60, one layer), so
+    # that four corpus sizes and two seeds - eight networks and posteriors - fit the time budget
     "quick": Recipe(
         corpus=dict(n_families=8, n_subjects=48, zipf_exponent=1.2),
-        model=dict(d_model=32, n_heads=2, n_layers=2),
+        model=dict(d_model=32, n_heads=2, n_layers=1),
         training=dict(steps=300, lr=1e-2, weight_decay=1e-5)),
     "full": Recipe(
         corpus=dict(n_families=32, n_subjects=192, zipf_exponent=1.2),
         model=dict(d_model=64, n_heads=4, n_layers=2),
         training=dict(steps=1500, lr=5e-3, weight_decay=1e-5)),
 }
-SIZES = {"quick": (1_000, 3_000, 10_000, 30_000, 100_000),
+SIZES = {"quick": (1_000, 3_000, 10_000, 32_000),  # 1.5 orders of magnitude
          "full": (1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000)}
 
 
@@ -131,7 +131,9 @@ def gain_by_bucket(sweep: pd.DataFrame) -> pd.DataFrame:
     rows = [{"seed": seed, "N": n_tokens, "bucket": bucket, **_weighted(part).to_dict()}
             for (seed, n_tokens, bucket), part in data.groupby(["seed", "N", "bucket"],
                                                                observed=True, sort=True)]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["bucket"] = pd.Categorical(table["bucket"], order, ordered=True)
+    return table
 
 
 def c5_statistics(table: pd.DataFrame) -> dict:
