@@ -2,7 +2,8 @@
 #   make book   install the pinned environment, execute every chapter, render _build/html
 #   make test   install likewise and run the whole test suite
 # Other targets: make references (re-bless the executed reference notebooks),
-#                make benchmark (time every chapter's execution), make clean.
+#                make benchmark (time every chapter's execution),
+#                make costs (what a posterior costs, in training epochs), make clean.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -12,7 +13,7 @@ STAMP  := $(VENV)/.installed
 QUICK  := ESSAY_SCALE=quick ESSAY_SEED=0 ESSAY_THREADS=2 ESSAY_DTYPE=float32 PYTHONHASHSEED=0
 CHAPTERS := $(wildcard chapters/[0-9]*.md)
 
-.PHONY: install book test references benchmark clean
+.PHONY: install book test references benchmark costs clean
 
 install: $(STAMP)
 
@@ -39,6 +40,9 @@ references: install
 
 benchmark: install
 	$(QUICK) $(BIN)/python benchmarks/chapters.py
+
+costs: install
+	$(QUICK) $(BIN)/python benchmarks/costs.py
 
 clean:
 	rm -rf _build
