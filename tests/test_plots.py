@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,10 +120,16 @@ def test_loglog_decay_drops_non_positive_values(frame):
 def test_loglog_decay_by_hue(frame):
     ax = plots.loglog_decay(frame, "n", "tv", hue="group").axes[0]
     labels = [line.get_label() for line in ax.lines]
-    assert sorted(lbl for lbl in labels if lbl.startswith("median")) == ["median a", "median b"]
+    assert sorted(lbl for lbl in labels if lbl.endswith("(median)")) == ["a (median)", "b (median)"]
     assert sum(lbl.startswith("reference") for lbl in labels) == 1
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert {"a", "b", "median a", "median b"} <= set(legend)
+    assert {"a (median)", "b (median)"} <= set(legend)
+    # each level's median line has the colour of its points
+    points = ax.collections[0]
+    colours = {tuple(np.round(c[:3], 3)) for c in points.get_facecolors()}
+    for line in ax.lines:
+        if line.get_label().endswith("(median)"):
+            assert tuple(np.round(matplotlib.colors.to_rgb(line.get_color()), 3)) in colours
 
 
 def test_loglog_decay_needs_positive_values(frame):

@@ -66,14 +66,18 @@ def loglog_decay(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None,
         raise ValueError("log-log plot needs positive values")
     fig = Figure()
     ax = fig.subplots()
+    levels = list(dict.fromkeys(data[hue])) if hue else []
+    palette = dict(zip(levels, sns.color_palette(n_colors=len(levels)))) if hue else None
     sns.scatterplot(data=data, x=x, y=y, hue=hue, ax=ax, s=10, alpha=0.35, linewidth=0,
-                    legend=bool(hue))
+                    legend=False, palette=palette)
     edges = np.unique(np.round(np.logspace(0, np.log10(data[x].max()) + 1e-9, 12)))
     bins = pd.cut(data[x], np.append(edges, np.inf), right=False)
     medians = data.groupby([bins] + ([hue] if hue else []), observed=True).agg(
         x=(x, "median"), y=(y, "median")).reset_index()
-    for key, part in (medians.groupby(hue) if hue else [(None, medians)]):
-        ax.plot(part["x"], part["y"], marker="o", lw=2, label=f"median {key or ''}".strip())
+    for key, part in (medians.groupby(hue, sort=False) if hue else [(None, medians)]):
+        # the medians take their points' colour, so one legend entry per level says it all
+        ax.plot(part["x"], part["y"], marker="o", lw=2, color=palette[key] if hue else None,
+                label=f"{key} (median)" if hue else "median")
     x0 = data[x].min()
     y0 = data.loc[data[x] == x0, y].median()
     grid = np.logspace(np.log10(x0), np.log10(data[x].max()), 50)
