@@ -15,7 +15,6 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from bayes_at_scale import facts, hallucination, metrics, models, posteriors, settings, training
 from bayes_at_scale.corpora import count_bucket
@@ -554,3 +553,20 @@ def test_policy_answers_less_as_the_threshold_rises(rep, policies):
 def test_policy_scores_reject_bad_thresholds(rep):
     with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\]"):
         hallucination.policy_scores(rep, [0.5, 1.5])
+
+
+def test_hallucination_rates_add_an_all_queries_bucket(rep):
+    rates = hallucination.hallucination_rates([rep, rep])
+    per_bucket = hallucination.hallucination_by_bucket(rep.fresh, rep.world)
+    assert len(rates) == 4 * len(per_bucket)
+    assert list(rates["bucket"].cat.categories)[-1] == "all queries"
+    overall = rates[rates["bucket"] == "all queries"]["hallucination"].mean()
+    assert overall == pytest.approx(per_bucket["hallucination"].mean())
+
+
+def test_unknown_on_unseen(rep):
+    long = hallucination.unknown_on_unseen([rep])
+    assert set(long["measure"]) == {"P(unknown)", "answers unknown"}
+    assert len(long) == 2 * 2 * len(rep.unseen)
+    p = long[(long["model"] == "LA") & (long["measure"] == "P(unknown)")]["value"]
+    np.testing.assert_allclose(p.to_numpy(), rep.unseen["p_unknown_LA"].to_numpy())

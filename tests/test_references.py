@@ -7,11 +7,9 @@ the references are what this file checks: executed, current, and carrying the ve
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import jupytext

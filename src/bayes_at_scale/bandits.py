@@ -47,7 +47,7 @@ from torch import nn
 
 from . import metrics
 from .posteriors import DEFAULT_REWARD_FLAVOUR, reward_flavour, reward_loader, RewardPosterior
-from .settings import Settings
+from .settings import Settings, torch_threads
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -819,13 +819,8 @@ def run(environment: Environment, policy: Policy, horizon: int, seed: int,
     seed = _check_int("seed", seed, 0)
     if threads is not None:
         threads = _check_int("threads", threads)
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _play(environment, policy, horizon, seed)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _play(environment: Environment, policy: Policy, horizon: int, seed: int) -> BanditRun:

@@ -25,7 +25,6 @@ right exceeds ``t``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd

@@ -19,8 +19,8 @@ from . import metrics
 from .corpora import (ANSWERS, CharCorpus, FragmentCorpus, count_bucket, load_pydoc_text,
                       make_fragment_corpus)
 from .models import CausalLM, next_token_probs
-from .settings import Settings, seed_everything
-from .training import excess_loss, train_map
+from .settings import Settings
+from .training import excess_loss, train_language_model
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,8 @@ def fragment_world(settings: Settings, seed: int) -> FragmentCorpus:
 def train_fragment_model(corpus: FragmentCorpus, settings: Settings, seed: int) -> CausalLM:
     """A causal transformer trained to the MAP on the corpus (count-weighted next-token loss)."""
     recipe = FRAGMENT_RECIPES[settings.scale]
-    seed_everything(seed)
-    model = CausalLM(corpus.vocab_size, max_len=corpus.seq_len - 1, **recipe.model)
-    train_map(model, *corpus.next_token_counts(), seed=seed, **recipe.training)
-    return model
+    return train_language_model(*corpus.next_token_counts(), corpus.vocab_size,
+                                model=recipe.model, training=recipe.training, seed=seed)
 
 
 def fragment_table(corpus: FragmentCorpus, model: CausalLM) -> pd.DataFrame:
@@ -142,10 +140,8 @@ def char_world(settings: Settings) -> CharCorpus:
 
 def train_char_model(corpus: CharCorpus, settings: Settings, seed: int) -> CausalLM:
     recipe = CHAR_RECIPES[settings.scale]
-    seed_everything(seed)
-    model = CausalLM(corpus.vocab_size, max_len=corpus.context, **recipe.model)
-    train_map(model, *corpus.next_token_counts(), seed=seed, **recipe.training)
-    return model
+    return train_language_model(*corpus.next_token_counts(), corpus.vocab_size,
+                                model=recipe.model, training=recipe.training, seed=seed)
 
 
 def context_probabilities(corpus: CharCorpus, model: CausalLM, min_count: int = FREQUENT

@@ -21,8 +21,8 @@ from .facts import (FACT_RECIPES, FactWorld, answer_outcome, confident_answers, 
                     graded_score)
 from .models import CausalLM, NextToken, next_token_probs
 from .posteriors import DEFAULT_FLAVOUR, Posterior, count_loader, fit_posterior
-from .settings import Settings, seed_everything
-from .training import excess_loss, train_map
+from .settings import Settings
+from .training import excess_loss, train_language_model
 
 MODELS = ("MAP", "LA")
 GRADING_THRESHOLD = 0.75  # Kalai et al. (2025): right +1, "unknown" 0, wrong -t/(1-t) = -3
@@ -31,10 +31,8 @@ GRADING_THRESHOLD = 0.75  # Kalai et al. (2025): right +1, "unknown" 0, wrong -t
 def train_fact_model(world: FactWorld, settings: Settings, seed: int) -> CausalLM:
     """A causal transformer trained to the MAP on the fact corpus."""
     recipe = FACT_RECIPES[settings.scale]
-    seed_everything(seed)
-    model = CausalLM(world.vocab_size, max_len=world.seq_len - 1, **recipe.model)
-    train_map(model, *world.next_token_counts(), seed=seed, **recipe.training)
-    return model
+    return train_language_model(*world.next_token_counts(), world.vocab_size,
+                                model=recipe.model, training=recipe.training, seed=seed)
 
 
 def answer_table(world: FactWorld, model: CausalLM, posterior: Posterior, entities,
@@ -203,6 +201,27 @@ def hallucination_by_bucket(table: pd.DataFrame, world: FactWorld) -> pd.DataFra
         rows.append(with_bucket(table).assign(model=name,
                                               hallucination=hallucinated(table, name, world)))
     return pd.concat(rows, ignore_index=True)
+
+
+def hallucination_rates(reps) -> pd.DataFrame:
+    """:func:`hallucination_by_bucket` for every replicate's fresh queries, with each query
+    counted once more in an "all queries" bucket (for the overall rate)."""
+    rates = pd.concat([hallucination_by_bucket(r.fresh, r.world) for r in reps])
+    rates = pd.concat([rates, rates.assign(bucket="all queries")])
+    order = ["unseen", *count_bucket([1]).categories, "all queries"]
+    return rates.assign(bucket=pd.Categorical(rates["bucket"].astype(str), order))
+
+
+def unknown_on_unseen(reps) -> pd.DataFrame:
+    """Long table over the entities never seen, per replicate and model: P("unknown") and
+    whether "unknown" is the answer (columns model, seed, measure, value)."""
+    wide = pd.concat([
+        pd.DataFrame({"model": name, "seed": r.seed,
+                      "P(unknown)": r.unseen[f"p_unknown_{name}"],
+                      "answers unknown": (r.unseen[f"answer_{name}"]
+                                          == r.world.unknown_token).astype(float)})
+        for r in reps for name in MODELS])
+    return wide.melt(id_vars=["model", "seed"], var_name="measure", value_name="value")
 
 
 def roc_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -111,7 +111,48 @@ def count_loader(contexts: torch.Tensor, counts: torch.Tensor, batch_size: int =
                              tokens.repeat_interleave(repeats), batch_size=batch_size)
 
 
-class Posterior:
+class _Fitted:
+    """What every posterior of this module shares once laplace-torch has built ``self.la``: the
+    fitted check, timed fitting, the tuned prior precision and the marginal variances."""
+
+    config: object
+    la: object
+    fitted: bool = False
+    fit_seconds: float | None = None
+
+    def _require_fitted(self) -> None:
+        if not self.fitted:
+            raise RuntimeError("the posterior is not fitted: call fit(loader) first")
+
+    def _fit_timed(self, loader: DataLoader, tune) -> None:
+        """Fit the curvature on ``loader``, then ``tune()`` the hyperparameters; record the time."""
+        start = time.perf_counter()
+        self.la.fit(loader)
+        tune()
+        self.fit_seconds = time.perf_counter() - start  # curvature plus hyperparameters
+        self.fitted = True
+
+    @property
+    def prior_precision(self) -> torch.Tensor:
+        return self.la.prior_precision.detach().clone()
+
+    def marginal_variance(self) -> torch.Tensor:
+        """Posterior variances of the fitted parameters, for every Hessian structure."""
+        self._require_fitted()
+        structure = self.config.hessian_structure
+        if structure == "kron":
+            return self.la.posterior_precision.diag(exponent=-1)
+        if structure == "full":
+            return self.la.posterior_covariance.diagonal()
+        return self.la.posterior_variance
+
+
+def _check_n_samples(n_samples) -> None:
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+
+
+class Posterior(_Fitted):
     """A fitted Laplace posterior over a :class:`~bayes_at_scale.models.NextToken` model."""
 
     def __init__(self, model: NextToken, config: PosteriorConfig = FLAVOURS[DEFAULT_FLAVOUR]):
@@ -135,8 +176,6 @@ class Posterior:
             hessian_structure=config.hessian_structure, prior_precision=config.prior_precision,
             prior_mean=config.prior_mean, temperature=config.temperature,
             backend=BACKENDS[config.backend], **kwargs)
-        self.fitted = False
-        self.fit_seconds: float | None = None
 
     def fit(self, loader: DataLoader) -> "Posterior":
         """Fit the Hessian approximation on ``loader`` and tune the prior precision."""
@@ -148,25 +187,16 @@ class Posterior:
                 raise ValueError("targets must be a 1-d tensor of token ids")
             if targets.min() < 0 or targets.max() >= self.model.lm.vocab_size:
                 raise ValueError(f"target ids must lie in 0..{self.model.lm.vocab_size - 1}")
-        start = time.perf_counter()
-        self.la.fit(loader)
         c = self.config
-        self.la.optimize_prior_precision(
+        self._fit_timed(loader, lambda: self.la.optimize_prior_precision(
             pred_type=c.pred_type, method=c.prior_method, n_steps=c.prior_steps, lr=c.prior_lr,
             init_prior_prec=c.prior_precision, prior_structure=c.prior_structure,
-            link_approx=c.link_approx, n_samples=c.n_samples, verbose=False, progress_bar=False)
-        self.fit_seconds = time.perf_counter() - start  # curvature plus prior tuning
-        self.fitted = True
+            link_approx=c.link_approx, n_samples=c.n_samples, verbose=False, progress_bar=False))
         return self
 
     def _check(self, x: torch.Tensor) -> None:
-        if not self.fitted:
-            raise RuntimeError("the posterior is not fitted: call fit(loader) first")
+        self._require_fitted()
         self.model.lm.check_tokens(x)
-
-    @property
-    def prior_precision(self) -> torch.Tensor:
-        return self.la.prior_precision.detach().clone()
 
     @torch.no_grad()
     def predictive(self, x: torch.Tensor) -> torch.Tensor:
@@ -190,8 +220,7 @@ class Posterior:
         which avoids building (prompts x vocabulary x parameters) Jacobians.
         """
         self._check(x)
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        _check_n_samples(n_samples)
         pred_type = "nn" if self.config.subset_of_weights == "last_layer" \
             else self.config.pred_type
         chunks = []
@@ -204,21 +233,9 @@ class Posterior:
                 chunk, pred_type=pred_type, n_samples=n_samples, generator=generator))
         return torch.cat(chunks, dim=1)
 
-    def marginal_variance(self) -> torch.Tensor:
-        """Posterior variances of the fitted parameters, for every Hessian structure."""
-        if not self.fitted:
-            raise RuntimeError("the posterior is not fitted: call fit(loader) first")
-        structure = self.config.hessian_structure
-        if structure == "kron":
-            return self.la.posterior_precision.diag(exponent=-1)
-        if structure == "full":
-            return self.la.posterior_covariance.diagonal()
-        return self.la.posterior_variance
-
     def covariance(self) -> torch.Tensor:
         """Dense posterior covariance (affordable for last-layer posteriors only)."""
-        if not self.fitted:
-            raise RuntimeError("the posterior is not fitted: call fit(loader) first")
+        self._require_fitted()
         structure = self.config.hessian_structure
         if structure == "kron":
             return self.la.posterior_precision.to_matrix(exponent=-1)
@@ -313,7 +330,51 @@ def reward_loader(inputs: torch.Tensor, rewards: torch.Tensor, batch_size: int =
                       batch_size=batch_size, shuffle=False)
 
 
-class RewardPosterior:
+class _ScalarReward(_Fitted):
+    """Predictions of a scalar latent reward ``f(z)``, shared by the regression and the
+    Bradley-Terry posteriors: inputs ``(B, features)``, in chunks of ``predict_batch``."""
+
+    def _check(self, x: torch.Tensor) -> None:
+        self._require_fitted()
+        _check_reward_inputs(x, "x")
+
+    @torch.no_grad()
+    def predictive(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean ``(B,)`` (the network's reward) and variance ``(B,)`` of the reward function
+        under the linearised (GLM) posterior; the variance excludes any observation noise."""
+        self._check(x)
+        means, variances = [], []
+        for chunk in x.split(self.config.predict_batch):
+            f_mu, f_var = self.la(chunk, pred_type="glm")
+            means.append(f_mu.reshape(-1))
+            variances.append(f_var.reshape(-1))
+        return torch.cat(means), torch.cat(variances).clamp(min=0)
+
+    @torch.no_grad()
+    def sample(self, x: torch.Tensor, n_samples: int, seed: int) -> torch.Tensor:
+        """``(n_samples, B)`` reward functions evaluated at ``x`` under seeded posterior samples.
+
+        Last-layer posteriors sample weights (the network is linear in them, so these are GLM
+        samples too); every chunk of ``predict_batch`` inputs sees the same weight samples, so a
+        sample is one function evaluated at every input.
+        """
+        self._check(x)
+        _check_n_samples(n_samples)
+        pred_type = "nn" if self.config.subset_of_weights == "last_layer" \
+            else self.config.pred_type
+        if pred_type != "nn" and x.shape[0] > self.config.predict_batch:
+            raise ValueError(f"GLM function samples are joint over one batch: pass at most "
+                             f"predict_batch={self.config.predict_batch} inputs")
+        chunks = []
+        for chunk in x.split(self.config.predict_batch):
+            generator = torch.Generator().manual_seed(seed)
+            chunks.append(self.la.predictive_samples(
+                chunk, pred_type=pred_type, n_samples=n_samples, generator=generator
+            ).reshape(n_samples, -1))
+        return torch.cat(chunks, dim=1)
+
+
+class RewardPosterior(_ScalarReward):
     """A fitted Laplace posterior over a scalar reward model (Gaussian likelihood).
 
     The model maps inputs ``(B, features)`` to rewards ``(B, 1)``; for a last-layer posterior its
@@ -356,8 +417,6 @@ class RewardPosterior:
             hessian_structure=config.hessian_structure, prior_precision=config.prior_precision,
             prior_mean=config.prior_mean, sigma_noise=config.sigma_noise,
             temperature=config.temperature, backend=BACKENDS[config.backend], **kwargs)
-        self.fitted = False
-        self.fit_seconds: float | None = None
 
     def fit(self, loader: DataLoader) -> "RewardPosterior":
         """Fit the Hessian approximation on ``loader`` of (input, reward) pairs, then tune the
@@ -369,8 +428,10 @@ class RewardPosterior:
             if rewards.shape != (inputs.shape[0], 1) or not rewards.is_floating_point():
                 raise ValueError(f"rewards must be a float column (n, 1), got "
                                  f"{rewards.dtype} of shape {tuple(rewards.shape)}")
-        start = time.perf_counter()
-        self.la.fit(loader)
+        self._fit_timed(loader, self._tune_hyperparameters)
+        return self
+
+    def _tune_hyperparameters(self) -> None:
         c = self.config
         if c.hyper_method == "marglik":
             log_prior = torch.full((1,), math.log(c.prior_precision), requires_grad=True)
@@ -383,69 +444,10 @@ class RewardPosterior:
                 optimiser.step()
             self.la.prior_precision = log_prior.detach().exp()
             self.la.sigma_noise = log_sigma.detach().exp()
-        self.fit_seconds = time.perf_counter() - start
-        self.fitted = True
-        return self
-
-    def _check(self, x: torch.Tensor) -> None:
-        if not self.fitted:
-            raise RuntimeError("the posterior is not fitted: call fit(loader) first")
-        _check_reward_inputs(x, "x")
-
-    @property
-    def prior_precision(self) -> torch.Tensor:
-        return self.la.prior_precision.detach().clone()
 
     @property
     def sigma_noise(self) -> float:
         return float(self.la.sigma_noise)
-
-    @torch.no_grad()
-    def predictive(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean ``(B,)`` and variance ``(B,)`` of the reward function under the linearised
-        (GLM) posterior; the variance excludes the observation noise."""
-        self._check(x)
-        means, variances = [], []
-        for chunk in x.split(self.config.predict_batch):
-            f_mu, f_var = self.la(chunk, pred_type="glm")
-            means.append(f_mu.reshape(-1))
-            variances.append(f_var.reshape(-1))
-        return torch.cat(means), torch.cat(variances).clamp(min=0)
-
-    @torch.no_grad()
-    def sample(self, x: torch.Tensor, n_samples: int, seed: int) -> torch.Tensor:
-        """``(n_samples, B)`` reward functions evaluated at ``x`` under seeded posterior samples.
-
-        Last-layer posteriors sample weights (the network is linear in them, so these are GLM
-        samples too); every chunk of ``predict_batch`` inputs sees the same weight samples, so a
-        sample is one function evaluated at every input.
-        """
-        self._check(x)
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-        pred_type = "nn" if self.config.subset_of_weights == "last_layer" \
-            else self.config.pred_type
-        if pred_type != "nn" and x.shape[0] > self.config.predict_batch:
-            raise ValueError(f"GLM function samples are joint over one batch: pass at most "
-                             f"predict_batch={self.config.predict_batch} inputs")
-        chunks = []
-        for chunk in x.split(self.config.predict_batch):
-            generator = torch.Generator().manual_seed(seed)
-            chunks.append(self.la.predictive_samples(
-                chunk, pred_type=pred_type, n_samples=n_samples, generator=generator
-            ).reshape(n_samples, -1))
-        return torch.cat(chunks, dim=1)
-
-    def marginal_variance(self) -> torch.Tensor:
-        """Posterior variances of the fitted parameters, for every Hessian structure."""
-        if not self.fitted:
-            raise RuntimeError("the posterior is not fitted: call fit(loader) first")
-        structure = self.config.hessian_structure
-        if structure == "kron":
-            return self.la.posterior_precision.diag(exponent=-1)
-        if structure == "full":
-            return self.la.posterior_covariance.diagonal()
-        return self.la.posterior_variance
 
 
 def fit_reward_posterior(model: nn.Module, loader: DataLoader,
@@ -526,7 +528,7 @@ def preference_loader(pairs: torch.Tensor, preferred: torch.Tensor, batch_size: 
                       shuffle=False)
 
 
-class PreferencePosterior:
+class PreferencePosterior(_ScalarReward):
     """A fitted last-layer Laplace posterior over a Bradley-Terry reward model.
 
     The model maps pairs ``(B, 2, features)`` to rewards ``(B, 2)`` and single responses
@@ -568,8 +570,6 @@ class PreferencePosterior:
             hessian_structure=config.hessian_structure, prior_precision=config.prior_precision,
             prior_mean=config.prior_mean, temperature=config.temperature,
             backend=BACKENDS[config.backend], last_layer_name=config.last_layer_name)
-        self.fitted = False
-        self.fit_seconds: float | None = None
 
     def fit(self, loader: DataLoader) -> "PreferencePosterior":
         """Fit the GGN on ``loader`` of (pair, preferred index) items, then tune the prior
@@ -583,58 +583,20 @@ class PreferencePosterior:
             if preferred.shape != (pairs.shape[0],) or preferred.is_floating_point():
                 raise ValueError(f"preferred must be integer indices (n,), got "
                                  f"{preferred.dtype} of shape {tuple(preferred.shape)}")
-        start = time.perf_counter()
-        self.la.fit(loader)
+        self._fit_timed(loader, self._tune_prior)
+        return self
+
+    def _tune_prior(self) -> None:
         c = self.config
         if c.prior_method == "marglik":
             self.la.optimize_prior_precision(
                 pred_type="glm", method="marglik", n_steps=c.prior_steps, lr=c.prior_lr,
                 init_prior_prec=c.prior_precision, prior_structure="scalar",
                 link_approx="probit", verbose=False, progress_bar=False)
-        self.fit_seconds = time.perf_counter() - start
-        self.fitted = True
-        return self
-
-    def _check(self, x: torch.Tensor) -> None:
-        if not self.fitted:
-            raise RuntimeError("the posterior is not fitted: call fit(loader) first")
-        _check_reward_inputs(x, "x")
-
-    @property
-    def prior_precision(self) -> torch.Tensor:
-        return self.la.prior_precision.detach().clone()
-
-    @torch.no_grad()
-    def predictive(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean ``(B,)`` (the network's reward) and variance ``(B,)`` of each response's latent
-        reward under the linearised posterior."""
-        self._check(x)
-        means, variances = [], []
-        for chunk in x.split(self.config.predict_batch):
-            f_mu, f_var = self.la(chunk, pred_type="glm")
-            means.append(f_mu.reshape(-1))
-            variances.append(f_var.reshape(-1))
-        return torch.cat(means), torch.cat(variances).clamp(min=0)
-
-    @torch.no_grad()
-    def sample(self, x: torch.Tensor, n_samples: int, seed: int) -> torch.Tensor:
-        """``(n_samples, B)`` reward functions at ``x`` under seeded last-layer weight samples
-        (the same functions in every chunk of ``predict_batch`` responses)."""
-        self._check(x)
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-        chunks = []
-        for chunk in x.split(self.config.predict_batch):
-            generator = torch.Generator().manual_seed(seed)
-            chunks.append(self.la.predictive_samples(
-                chunk, pred_type="nn", n_samples=n_samples, generator=generator
-            ).reshape(n_samples, -1))
-        return torch.cat(chunks, dim=1)
 
     def covariance(self) -> torch.Tensor:
         """Dense posterior covariance of the head's weights."""
-        if not self.fitted:
-            raise RuntimeError("the posterior is not fitted: call fit(loader) first")
+        self._require_fitted()
         return self.la.posterior_covariance
 
 

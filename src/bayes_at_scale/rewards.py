@@ -43,7 +43,6 @@ that is truly unknown (Kalai et al. 2025).  ``run_c12(..., benchmark=True)`` add
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
@@ -60,7 +59,7 @@ from .bandits import _check_int, _check_number, _seed_from
 from .facts import FactWorld, _check_threshold, answer_outcome, graded_score
 from .models import CausalLM
 from .posteriors import PreferencePosterior, PreferencePosteriorConfig, preference_loader
-from .settings import Settings
+from .settings import Settings, torch_threads
 
 # k of the pessimistic score mean - k std, fixed before any run.  One posterior standard
 # deviation is the conventional lower confidence bound (the 16th percentile of a Gaussian): the
@@ -75,17 +74,8 @@ METHODS = ("MAP", "pessimistic")  # best-of-n by the MAP reward, and by mean - k
 # --- small helpers --------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int | None):
-    """Run torch on ``threads`` threads meanwhile (None: leave the setting alone).  The networks
-    are small; on two busy cores one thread is fastest (see :func:`bayes_at_scale.bandits.run`)."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(_check_int("threads", threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def _check_threads(threads: int | None) -> int | None:
+    return None if threads is None else _check_int("threads", threads)
 
 
 def _float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
@@ -441,7 +431,7 @@ def run_c11(recipe: OveroptimisationRecipe, seed: int, k: float = K_PESSIMISM,
     seed = _check_int("seed", seed, 0)
     k = _check_number("k", k, 0.0, low_open=False)
     start = time.perf_counter()
-    with _torch_threads(threads):
+    with torch_threads(_check_threads(threads)):
         gold, policy = recipe.gold(), recipe.policy()
         rng = np.random.default_rng(_seed_from(seed, 11))
         pairs, preferred, _ = preference_data(gold, policy, recipe.n_pairs, rng,
@@ -804,7 +794,7 @@ def pretrained_fact_model(settings: Settings, seed: int, threads: int | None = 1
 
     seed = _check_int("seed", seed, 0)
     world = fact_world(settings, seed)
-    with _torch_threads(threads):
+    with torch_threads(_check_threads(threads)):
         model = train_fact_model(world, settings, seed)
     return world, model
 
@@ -823,7 +813,7 @@ def run_c12(world: FactWorld, model: CausalLM, config: ReinforceConfig, seed: in
     seed = _check_int("seed", seed, 0)
     n_queries = _check_int("n_queries", n_queries)
     start = time.perf_counter()
-    with _torch_threads(threads):
+    with torch_threads(_check_threads(threads)):
         queries = world.sample_queries(n_queries, seed=_seed_from(seed, 12, 1))
         before = evaluate_answers(model, world, queries)
         after, histories = {}, []

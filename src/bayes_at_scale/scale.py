@@ -23,10 +23,10 @@ from scipy import special, stats
 from . import metrics
 from .corpora import FragmentCorpus, count_bucket, make_fragment_corpus
 from .frequencies import Recipe
-from .models import CausalLM, NextToken, next_token_probs
+from .models import NextToken, next_token_probs
 from .posteriors import DEFAULT_FLAVOUR, count_loader, fit_posterior
-from .settings import Settings, seed_everything
-from .training import train_map
+from .settings import Settings
+from .training import train_language_model
 
 RARE = 3
 EXACT_RANKS = 10_000  # zipf_tail sums these ranks exactly and integrates the rest
@@ -73,10 +73,9 @@ def run_size(settings: Settings, seed: int, n_tokens: int) -> pd.DataFrame:
     """Train, fit the default posterior and score one corpus size (one seed)."""
     recipe = SCALE_RECIPES[settings.scale]
     corpus = corpus_at(settings, seed, n_tokens)
-    seed_everything(seed)
-    model = CausalLM(corpus.vocab_size, max_len=corpus.seq_len - 1, **recipe.model)
     contexts, counts = corpus.next_token_counts()
-    train_map(model, contexts, counts, seed=seed, **recipe.training)
+    model = train_language_model(contexts, counts, corpus.vocab_size, model=recipe.model,
+                                 training=recipe.training, seed=seed)
     posterior = fit_posterior(NextToken(model), count_loader(contexts, counts), DEFAULT_FLAVOUR)
     prompts = corpus.prompts()
     map_probs = next_token_probs(model, prompts).double().numpy()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+import contextlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,22 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Run torch on ``threads`` threads inside the block, restoring the setting after (None leaves
+    it alone).  The bandit and reward networks are so small that one thread is fastest."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def configure(settings: Settings | None = None) -> Settings:

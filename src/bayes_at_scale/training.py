@@ -15,7 +15,8 @@ from torch import nn
 from tqdm import tqdm
 
 from . import metrics
-from .settings import in_notebook
+from .models import CausalLM
+from .settings import in_notebook, seed_everything
 
 
 def _check_weights(contexts: torch.Tensor, counts: torch.Tensor, vocab_size: int,
@@ -128,3 +129,14 @@ def excess_loss(model: nn.Module, contexts: torch.Tensor, counts: torch.Tensor) 
     model can reach on it; near 0 means the model has fitted the corpus's frequencies."""
     check_next_token_counts(contexts, counts, model.vocab_size)
     return corpus_nll(model, contexts, counts).item() - metrics.count_entropy(counts.numpy())
+
+
+def train_language_model(contexts: torch.Tensor, counts: torch.Tensor, vocab_size: int, *,
+                         model: dict, training: dict, seed: int) -> CausalLM:
+    """A :class:`~bayes_at_scale.models.CausalLM` reading contexts of the corpus's length, built
+    from ``seed`` and trained to the MAP with :func:`train_map`: what every chapter's recipe
+    (``model`` and ``training`` options) does."""
+    seed_everything(seed)
+    lm = CausalLM(vocab_size, max_len=contexts.shape[1], **model)
+    train_map(lm, contexts, counts, seed=seed, **training)
+    return lm
