@@ -1,7 +1,8 @@
 """What a posterior costs (chapter 7, claims C13 and C14): time and memory as ratios to one epoch.
 
     make costs                                                  # quick scale, about a minute
-    python benchmarks/costs.py [--scale tiny|quick|full] [--repeats R] [--seed S] [--output PATH]
+    python benchmarks/costs.py [--scale tiny|quick|full] [--repeats R] [--seed S]
+                               [--output PATH | --record]
 
 In one process, on chapter 4's fact world, for each model size of a sweep spanning two orders
 of magnitude of parameters: one training epoch (one full-batch ``train_map`` step over the
@@ -13,7 +14,9 @@ hallucination detection) and the on-paper LLM table.  Definitions: ``bayes_at_sc
 
 Threads, dtype and the default scale and seed come from the ``ESSAY_*`` environment variables.
 A table goes to stdout, progress to stderr, and everything - with the command line, scale, torch
-version, thread count and a timestamp - as JSON to ``_build/benchmarks/costs_<scale>.json``.
+version, thread count and a timestamp - as JSON to ``_build/benchmarks/costs_<scale>.json``, or,
+with ``--record``, to ``data/costs/costs_<scale>.json`` with its checksum in
+``data/costs/SHA256SUMS``: the recorded measurement that chapter 7 reads its verdicts from.
 """
 
 from __future__ import annotations
@@ -60,8 +63,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None,
                         help="repeats per size (medians are reported); default: the scale's")
     parser.add_argument("--seed", type=int, default=settings.seed, help="default: ESSAY_SEED")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="JSON file (default: _build/benchmarks/costs_<scale>.json)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--output", type=Path, default=None,
+                       help="JSON file (default: _build/benchmarks/costs_<scale>.json)")
+    where.add_argument("--record", action="store_true",
+                       help="write data/costs/costs_<scale>.json and its checksum: the "
+                            "measurement chapter 7 reads")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be a positive integer, got {args.repeats}")
@@ -103,6 +110,10 @@ def print_table(results: dict) -> None:
           f"{c14['auroc_ensemble']:.3f}), compute_ratio = {c14['compute_ratio']:.3f} "
           f"(LA {c14['compute_la_seconds']:.1f} s, ensemble "
           f"{c14['compute_ensemble_seconds']:.1f} s)")
+    print("\nhallucination detection, quality against compute (one training = 1):")
+    for row in c14["pareto"]:
+        print(f"  {row['method']:<24} AUROC {row['auroc']:.3f}  compute "
+              f"{row['compute_trainings']:5.2f} trainings ({row['compute_seconds']:.1f} s)")
 
 
 def main(argv: list[str]) -> dict:
@@ -124,9 +135,13 @@ def main(argv: list[str]) -> dict:
                "environment": {k: v for k, v in os.environ.items() if k.startswith("ESSAY_")},
                **results, "wall_seconds": time.perf_counter() - started}
     print_table(results)
-    out = args.output or ROOT / "_build" / "benchmarks" / f"costs_{args.scale}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_jsonable(results), indent=2))
+    text = json.dumps(_jsonable(results), indent=2) + "\n"
+    if args.record:
+        out = costs.record_results(text, args.scale, root=ROOT)
+    else:
+        out = args.output or ROOT / "_build" / "benchmarks" / f"costs_{args.scale}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
     print(f"written {out} in {results['wall_seconds']:.1f} s")
     return results
 

@@ -68,6 +68,8 @@ from __future__ import annotations
 import copy
 import ctypes
 import gc
+import hashlib
+import json
 import math
 import os
 import resource
@@ -77,6 +79,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -88,7 +91,7 @@ from .hallucination import answer_table, detection_labels
 from .models import CausalLM, NextToken, next_token_probs
 from .posteriors import (DEFAULT_FLAVOUR, FLAVOURS, PosteriorConfig, count_loader, fit_posterior,
                          flavour)
-from .settings import seed_everything
+from .settings import project_root, seed_everything
 from .training import train_map
 
 C13_FLAVOUR = DEFAULT_FLAVOUR          # last-layer KFAC, prior precision by marginal likelihood
@@ -125,7 +128,10 @@ class CostScale:
     c14_lr: float
     c14_queries: int
     c14_samples: int
+    c14_resamples: int = 1000                 # bootstrap resamples of the AUROC ratio (queries)
     curvature_only: tuple[str, ...] = (C13_FLAVOUR,)
+    # C14's Pareto figure: Laplace flavours on the MAP (the first is C14's own)
+    c14_flavours: tuple[str, ...] = (C13_FLAVOUR, "last_layer_diag", "all_diag_ef")
     required: tuple[str, ...] = (C13_FLAVOUR,)  # measured even over the flop budget
     ensemble_size: int = ENSEMBLE_SIZE
 
@@ -137,15 +143,21 @@ class CostScale:
                                      for v in size):
                 raise ValueError(f"a size is (d_model, n_layers) of positive integers, "
                                  f"got {size!r}")
-        unknown = [f for f in self.flavours if f not in FLAVOURS]
+        unknown = [f for f in (*self.flavours, *self.c14_flavours) if f not in FLAVOURS]
         if unknown:
             raise ValueError(f"unknown posterior flavours {unknown}: expected some of "
                              f"{tuple(FLAVOURS)}")
         for name in ("sweep_steps", "queries", "n_samples", "repeats", "token_epoch_steps",
-                     "probe_steps", "c14_steps", "c14_queries", "c14_samples", "ensemble_size"):
+                     "probe_steps", "c14_steps", "c14_queries", "c14_samples", "c14_resamples",
+                     "ensemble_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.ensemble_size < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {self.ensemble_size}")
+        if not self.c14_flavours or self.c14_flavours[0] != C13_FLAVOUR:
+            raise ValueError(f"c14_flavours must start with C14's flavour {C13_FLAVOUR!r}, got "
+                             f"{self.c14_flavours!r}")
         if not (self.budget_flops >= 0 and self.budget_bytes >= 0):
             raise ValueError("budgets must be non-negative")
 
@@ -164,7 +176,7 @@ COST_SCALES: dict[str, CostScale] = {
         budget_bytes=2.0**30, repeats=1, token_epoch_steps=1, probe_steps=1,
         min_parameter_span=1.0,
         c14_model=dict(d_model=8, n_heads=2, n_layers=1), c14_steps=40, c14_lr=3e-2,
-        c14_queries=200, c14_samples=20),
+        c14_queries=200, c14_samples=20, c14_resamples=50),
     # about a minute on 2 cores: chapter 4's quick world; sizes from 1.8k to 410k parameters.
     # C14 keeps chapter 4's quick world and network but trains 200 steps instead of 600
     # (the loss is within 10% of its final value by then) and asks 1000 questions, not 4000.
@@ -596,22 +608,40 @@ def run_sweep(scale: str | CostScale, seed: int = 0, repeats: int | None = None,
 # --- C14: Laplace against a deep ensemble on chapter 4's hallucination detection -------------
 
 
+def _ensemble_answers(world: FactWorld, entities, probs: np.ndarray) -> pd.DataFrame:
+    """The ensemble of ``probs`` (members, queries, V): mean-probability answer, its outcome and
+    the mutual information (entropy of the mean minus the members' mean entropy)."""
+    answers = probs.mean(axis=0).argmax(axis=1)
+    return pd.DataFrame({"entity": entities, "answer_ENS": answers,
+                         "outcome_ENS": answer_outcome(answers, world, entities),
+                         "mi_ENS": metrics.predictive_decomposition(probs)["epistemic"]})
+
+
 def run_c14(scale: str | CostScale, seed: int = 0, log=None) -> dict:
-    """Chapter 4's hallucination detection by last-layer Laplace and by a 5-member ensemble.
+    """Chapter 4's hallucination detection by Laplace posteriors and by deep ensembles.
 
     One fact world (``seed``); ``ensemble_size`` networks trained from seeds ``seed``,
-    ``seed + 1``, ...; the first is the MAP under the default Laplace posterior.  Fresh queries
-    as in :func:`~bayes_at_scale.hallucination.run_facts`.  Compute, wall seconds:
+    ``seed + 1``, ...; the first is the MAP under every Laplace flavour of ``c14_flavours``
+    (the first of which, last-layer KFAC, is C14's).  Fresh queries as in
+    :func:`~bayes_at_scale.hallucination.run_facts`.  Each method flags its own wrong answers
+    (:func:`~bayes_at_scale.hallucination.detection_labels`) by its own score.  Compute, wall
+    seconds, training included:
 
     Every network does the same work, so one training costs the median of the members' wall
     times (robust to load spikes on a shared machine; all times are in the result).
 
-    * LA = one training + ``fit_posterior`` (construction, curvature, prior) +
-      :func:`~bayes_at_scale.hallucination.answer_table` (probit predictive, posterior samples
-      and their mutual information; it also runs the network's own forward pass, a few
-      milliseconds);
-    * ensemble = ``ensemble_size`` trainings + every member's forward pass, the mean and the mutual
-      information (:func:`~bayes_at_scale.metrics.predictive_decomposition`).
+    * MAP (score: 1 - top probability) = one training + one forward pass over the queries;
+    * LA (score: mutual information of posterior samples) = one training + ``fit_posterior``
+      (construction, curvature, prior) + :func:`~bayes_at_scale.hallucination.answer_table`
+      (predictive, posterior samples and their mutual information; it also runs the network's
+      own forward pass, a few milliseconds);
+    * an ensemble of ``k`` members (score: mutual information) = ``k`` trainings + the first
+      ``k`` members' forward passes, the mean and the mutual information
+      (:func:`~bayes_at_scale.metrics.predictive_decomposition`).
+
+    ``pareto`` has one row per method (the ensembles for ``k = 2 ... ensemble_size``); the
+    top-level ``auroc_*`` and ``compute_*`` keys are C14's pair: last-layer KFAC against the
+    full ensemble.
     """
     scale = cost_scale(scale)
     world = fact_task(scale, seed)
@@ -624,46 +654,83 @@ def run_c14(scale: str | CostScale, seed: int = 0, log=None) -> dict:
         train_seconds.append(wall)
         if log:
             log(f"  C14 member {k + 1}/{scale.ensemble_size} trained in {wall:.1f} s")
-    start = time.perf_counter()
-    posterior = fit_posterior(NextToken(members[0]), count_loader(contexts, counts),
-                              DEFAULT_FLAVOUR)
-    fit_seconds = time.perf_counter() - start
-    entities = world.sample_queries(scale.c14_queries, seed=seed + 1000)
-    start = time.perf_counter()
-    table, _ = answer_table(world, members[0], posterior, entities, scale.c14_samples, seed)
-    la_predict_seconds = time.perf_counter() - start
-
-    start = time.perf_counter()
-    prompts = world.prompts(entities)
-    probs = np.stack([next_token_probs(m, prompts).double().numpy() for m in members])
-    probs /= probs.sum(axis=-1, keepdims=True)
-    answers = probs.mean(axis=0).argmax(axis=1)
-    ensemble = pd.DataFrame({
-        "entity": entities, "answer_ENS": answers,
-        "outcome_ENS": answer_outcome(answers, world, entities),
-        "mi_ENS": metrics.predictive_decomposition(probs)["epistemic"]})
-    ensemble_predict_seconds = time.perf_counter() - start
-
-    wrong_la, wrong_ens = detection_labels(table, "LA"), detection_labels(ensemble, "ENS")
-    auroc_la = metrics.auroc(table["mi_LA"].to_numpy(), wrong_la)
-    auroc_ens = metrics.auroc(ensemble["mi_ENS"].to_numpy(), wrong_ens)
     one_training = _median(train_seconds)  # identical work: the median resists load spikes
-    compute_la = one_training + fit_seconds + la_predict_seconds
-    compute_ens = scale.ensemble_size * one_training + ensemble_predict_seconds
+    entities = world.sample_queries(scale.c14_queries, seed=seed + 1000)
+    prompts = world.prompts(entities)
+
+    pareto, la = [], {}
+    for name in scale.c14_flavours:
+        network = members[0] if not la else copy.deepcopy(members[0])  # one model per Laplace
+        start = time.perf_counter()
+        posterior = fit_posterior(NextToken(network), count_loader(contexts, counts), name)
+        fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        table, _ = answer_table(world, network, posterior, entities, scale.c14_samples, seed)
+        predict_seconds = time.perf_counter() - start
+        la[name] = {"table": table, "fit_seconds": fit_seconds,
+                    "fit_seconds_inner": posterior.fit_seconds,
+                    "predict_seconds": predict_seconds}
+        pareto.append({"method": f"LA {name}", "kind": "Laplace", "members": 1,
+                       "auroc": metrics.auroc(table["mi_LA"].to_numpy(),
+                                              detection_labels(table, "LA")),
+                       "wrong_rate": float(detection_labels(table, "LA").mean()),
+                       "compute_seconds": one_training + fit_seconds + predict_seconds})
+        if log:
+            log(f"  C14 LA {name}: fit {fit_seconds:.1f} s, predict {predict_seconds:.1f} s")
+
+    forward_seconds, member_probs = [], []
+    for model in members:
+        start = time.perf_counter()
+        member_probs.append(next_token_probs(model, prompts).double().numpy())
+        forward_seconds.append(time.perf_counter() - start)
+    probs = np.stack(member_probs)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    first = la[scale.c14_flavours[0]]["table"]
+    pareto.insert(0, {"method": "MAP", "kind": "MAP", "members": 1,
+                      "auroc": metrics.auroc(1 - first["confidence_MAP"].to_numpy(),
+                                             detection_labels(first, "MAP")),
+                      "wrong_rate": float(detection_labels(first, "MAP").mean()),
+                      "compute_seconds": one_training + forward_seconds[0]})
+    for k in range(2, scale.ensemble_size + 1):
+        start = time.perf_counter()
+        ensemble = _ensemble_answers(world, entities, probs[:k])
+        combine = time.perf_counter() - start
+        wrong = detection_labels(ensemble, "ENS")
+        pareto.append({"method": f"ensemble x{k}", "kind": "ensemble", "members": k,
+                       "auroc": metrics.auroc(ensemble["mi_ENS"].to_numpy(), wrong),
+                       "wrong_rate": float(wrong.mean()),
+                       "compute_seconds": k * one_training + sum(forward_seconds[:k]) + combine})
+    for row in pareto:
+        row["compute_trainings"] = row["compute_seconds"] / one_training
+
+    c14 = la[scale.c14_flavours[0]]
+    table = c14["table"]
+    full = pareto[-1]
+    ensemble_predict_seconds = full["compute_seconds"] - scale.ensemble_size * one_training
+    compute_la = one_training + c14["fit_seconds"] + c14["predict_seconds"]
+    wrong_la = detection_labels(table, "LA")
+    auroc_la = metrics.auroc(table["mi_LA"].to_numpy(), wrong_la)
+    ensemble = _ensemble_answers(world, entities, probs)
+    low, high = metrics.bootstrap_ci(
+        lambda a, b, c, d: metrics.auroc(a, b) / metrics.auroc(c, d),
+        table["mi_LA"].to_numpy(), wrong_la, ensemble["mi_ENS"].to_numpy(),
+        detection_labels(ensemble, "ENS"), seed=seed, n_resamples=scale.c14_resamples)
     return {"seed": seed, "queries": scale.c14_queries, "n_samples": scale.c14_samples,
             "model": dict(scale.c14_model), "train_steps": scale.c14_steps,
-            "members": scale.ensemble_size,
-            "auroc_la": auroc_la, "auroc_ensemble": auroc_ens,
-            "auroc_map_confidence": metrics.auroc(1 - table["confidence_MAP"].to_numpy(),
-                                                  detection_labels(table, "MAP")),
-            "wrong_rate_la": float(wrong_la.mean()), "wrong_rate_ensemble": float(wrong_ens.mean()),
+            "members": scale.ensemble_size, "flavour": scale.c14_flavours[0],
+            "auroc_la": auroc_la, "auroc_ensemble": full["auroc"],
+            "auroc_map_confidence": pareto[0]["auroc"],
+            "wrong_rate_la": float(detection_labels(table, "LA").mean()),
+            "wrong_rate_ensemble": full["wrong_rate"],
             "train_seconds": train_seconds, "one_training_seconds": one_training,
-            "la_fit_seconds": fit_seconds,
-            "la_fit_seconds_inner": posterior.fit_seconds,
-            "la_predict_seconds": la_predict_seconds,
+            "forward_seconds": forward_seconds,
+            "la_fit_seconds": c14["fit_seconds"],
+            "la_fit_seconds_inner": c14["fit_seconds_inner"],
+            "la_predict_seconds": c14["predict_seconds"],
             "ensemble_predict_seconds": ensemble_predict_seconds,
-            "compute_la_seconds": compute_la, "compute_ensemble_seconds": compute_ens,
-            **c14_statistics(auroc_la, auroc_ens, compute_la, compute_ens)}
+            "compute_la_seconds": compute_la, "compute_ensemble_seconds": full["compute_seconds"],
+            "pareto": pareto, "auroc_ratio_low": low, "auroc_ratio_high": high,
+            **c14_statistics(auroc_la, full["auroc"], compute_la, full["compute_seconds"])}
 
 
 # --- the claims -----------------------------------------------------------------------------
@@ -727,6 +794,14 @@ def c14_statistics(auroc_la: float, auroc_ensemble: float, compute_la: float,
             / _positive("compute_ensemble", compute_ensemble)}
 
 
+def c14_claim_statistics(c14: Mapping) -> dict:
+    """C14's statistics as :func:`~bayes_at_scale.claims.report` takes them: the AUROC ratio
+    with its bootstrap 95% interval over queries, and the compute ratio (a measured time: no
+    interval)."""
+    return {"auroc_ratio": (c14["auroc_ratio"], c14["auroc_ratio_low"], c14["auroc_ratio_high"]),
+            "compute_ratio": c14["compute_ratio"]}
+
+
 # --- scaling --------------------------------------------------------------------------------
 
 
@@ -772,6 +847,53 @@ def scaling_fits(sweep: Sequence[Mapping]) -> dict:
             "fit_epochs": dict(zip(("exponent", "prefactor"),
                                    fit_power_law(x, [e["fit_epochs"] for _, e in pts])))}
     return out
+
+
+def fit_costs(results, flavours: Sequence[str] | None = None) -> pd.DataFrame:
+    """Long table of the sweep's measured Laplace fits for plotting against the parameters:
+    one row per (size, flavour, unit) with ``cost`` in ``epochs`` (one full-batch step over the
+    distinct contexts, C13's unit) and in ``token epochs`` (the same step over one row per corpus
+    token), and the fit in ``seconds``.  ``flavours`` restricts the flavours (default: all)."""
+    rows = results.get("sweep") if isinstance(results, Mapping) else results
+    out = []
+    for row in rows:
+        for name, entry in row["flavours"].items():
+            if entry.get("status") != "measured" or (flavours is not None
+                                                     and name not in flavours):
+                continue
+            for unit, denominator in (("epochs", row["epoch_seconds"]),
+                                      ("token epochs", row["token_epoch_seconds"])):
+                out.append({"parameters": row["parameters"], "d_model": row["d_model"],
+                            "n_layers": row["n_layers"], "flavour": name, "unit": unit,
+                            "cost": entry["fit_seconds"] / denominator,
+                            "seconds": entry["fit_seconds"]})
+    if not out:
+        raise ValueError("no measured Laplace fit in the results")
+    return pd.DataFrame(out)
+
+
+def compare_runs(recorded: Mapping, live: Mapping) -> pd.DataFrame:
+    """The headline numbers of two runs side by side (the recorded measurement and one just
+    made): C13's worst and largest-size cost in epochs, C14's ratios and AUROCs.  Times differ
+    from machine to machine; the AUROCs of the same seed and scale should not."""
+    def headline(results):
+        sweep = results["sweep"]
+        kron = [row["flavours"][C13_FLAVOUR]["fit_epochs"] for row in sweep]
+        c14 = results["c14"]
+        return {"C13 worst cost (epochs)": max(kron),
+                "C13 cost at the largest size (epochs)": kron[-1],
+                "epoch at the largest size (ms)": 1e3 * sweep[-1]["epoch_seconds"],
+                "C14 compute ratio": c14["compute_ratio"],
+                "C14 AUROC ratio": c14["auroc_ratio"],
+                "AUROC, last-layer Laplace": c14["auroc_la"],
+                "AUROC, 5-member ensemble": c14["auroc_ensemble"],
+                "AUROC, MAP confidence": c14["auroc_map_confidence"]}
+    for name, results in (("recorded", recorded), ("live", live)):
+        if results.get("scale") is None or "sweep" not in results or "c14" not in results:
+            raise ValueError(f"the {name} results are not run_costs' output")
+    if recorded["scale"] != live["scale"]:
+        raise ValueError(f"cannot compare scale {recorded['scale']!r} with {live['scale']!r}")
+    return pd.DataFrame({"recorded": headline(recorded), "this run": headline(live)})
 
 
 # --- on paper: LLM shapes -------------------------------------------------------------------
@@ -947,3 +1069,57 @@ def cost_table(results) -> pd.DataFrame:
                     "sampled_s_per_1000": row["ensemble_predict_seconds_per_1000"],
                     "peak_mib": row["train_peak_rss_bytes"] / 2**20, "note": "training"})
     return pd.DataFrame(out)
+
+
+# --- recorded measurements ------------------------------------------------------------------
+
+RECORDS = Path("data") / "costs"          # under the project root
+CHECKSUMS = "SHA256SUMS"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def record_path(scale: str, root: Path | str | None = None) -> Path:
+    """Where the recorded measurement of ``scale`` lives: ``data/costs/costs_<scale>.json``."""
+    cost_scale(scale)  # a clear error for an unknown scale
+    return Path(root or project_root()) / RECORDS / f"costs_{scale}.json"
+
+
+def record_results(text: str, scale: str, root: Path | str | None = None) -> Path:
+    """Write a benchmark's JSON ``text`` as the recorded measurement of ``scale`` and update
+    the folder's ``SHA256SUMS`` (``sha256sum -c`` format)."""
+    path = record_path(scale, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    sums = path.parent / CHECKSUMS
+    lines = [line for line in (sums.read_text().splitlines() if sums.is_file() else [])
+             if line.split("  ", 1)[-1] != path.name]
+    sums.write_text("\n".join(sorted(lines + [f"{_sha256(path)}  {path.name}"])) + "\n")
+    return path
+
+
+def load_results(scale: str, root: Path | str | None = None) -> dict:
+    """The recorded measurement of ``scale``, after checking it against ``SHA256SUMS``.
+
+    Raises ``FileNotFoundError`` naming the command that records it when it is missing, and
+    ``ValueError`` when its checksum is missing or does not match (an edited or truncated file).
+    """
+    path = record_path(scale, root)
+    command = f"python benchmarks/costs.py --scale {scale} --record"
+    if not path.is_file():
+        raise FileNotFoundError(f"no recorded cost measurement {path}: run `{command}`")
+    sums = path.parent / CHECKSUMS
+    expected = {line.split("  ", 1)[1]: line.split("  ", 1)[0]
+                for line in (sums.read_text().splitlines() if sums.is_file() else [])
+                if "  " in line}
+    if path.name not in expected:
+        raise ValueError(f"{path.name} has no checksum in {sums}: record it with `{command}`")
+    if _sha256(path) != expected[path.name]:
+        raise ValueError(f"{path} does not match its checksum in {sums}: the file was changed "
+                         f"after it was recorded; re-record it with `{command}`")
+    results = json.loads(path.read_text())
+    if results.get("scale") != scale:
+        raise ValueError(f"{path} holds scale {results.get('scale')!r}, not {scale!r}")
+    return results

@@ -140,10 +140,12 @@ def curves(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, col: str
 
 
 def power_laws(df: pd.DataFrame, x: str, y: str, *, hue: str, style: str | None = None,
-               title: str = "", xlabel: str = "", ylabel: str = "") -> Figure:
+               title: str = "", xlabel: str = "", ylabel: str = "",
+               reference: float | None = None, reference_label: str = "") -> Figure:
     """``y`` against ``x`` on log-log axes, one colour per ``hue`` and one marker per ``style``,
     each group with its least-squares power law ``y = a x^b`` drawn as a line and ``b`` in the
-    legend.  Non-positive values cannot be drawn on log axes and are left out."""
+    legend, and an optional horizontal reference line (a threshold).  Non-positive values cannot
+    be drawn on log axes and are left out."""
     _require(df, x, y, hue, *(c for c in [style] if c))
     data = df[(df[x] > 0) & (df[y] > 0)]
     if data.empty:
@@ -167,6 +169,10 @@ def power_laws(df: pd.DataFrame, x: str, y: str, *, hue: str, style: str | None 
         ax.plot(np.exp(grid), np.exp(intercept + slope * grid), color=palette[key[0]],
                 ls=styles.get(key[-1], "-") if style else "-", lw=1.5,
                 label=f"{', '.join(map(str, key))}: slope {slope:.2f}")
+    if reference is not None:
+        if not reference > 0:
+            raise ValueError(f"a reference line on log axes must be positive, got {reference!r}")
+        ax.axhline(reference, color="black", ls=":", lw=1, label=reference_label or None)
     ax.set(xscale="log", yscale="log", xlabel=xlabel or x, ylabel=ylabel or y, title=title)
     ax.legend(fontsize="small")
     fig.tight_layout()
@@ -208,5 +214,31 @@ def reliability(df: pd.DataFrame, confidence: str, accuracy: str, *, weight: str
             ax.legend(loc="upper left", fontsize="small")
     if col and title:
         fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def pareto(df: pd.DataFrame, x: str, y: str, *, label: str, hue: str, title: str = "",
+           xlabel: str = "", ylabel: str = "", logx: bool = True) -> Figure:
+    """Quality ``y`` (higher is better) against cost ``x`` (lower is better): one labelled point
+    per row, coloured by ``hue``, and the Pareto frontier - the rows that no other row beats on
+    both - as a step line."""
+    _require(df, x, y, label, hue)
+    if df.empty:
+        raise ValueError("a Pareto plot needs at least one row")
+    fig = Figure()
+    ax = fig.subplots()
+    sns.scatterplot(data=df, x=x, y=y, hue=hue, style=hue, s=70, ax=ax)
+    for row in df.itertuples(index=False):
+        ax.annotate(str(getattr(row, label)), (getattr(row, x), getattr(row, y)),
+                    xytext=(5, 4), textcoords="offset points", fontsize="x-small")
+    ordered = df.sort_values([x, y], ascending=[True, False])
+    front = ordered[ordered[y] > ordered[y].cummax().shift(fill_value=-np.inf)]
+    ax.step(front[x], front[y], where="post", color="grey", lw=1, ls="--",
+            label="Pareto frontier")
+    if logx:
+        ax.set_xscale("log")
+    ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
+    ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
