@@ -6,6 +6,7 @@ is arithmetic on hand-made inputs.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import math
@@ -20,7 +21,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bayes_at_scale import costs
+from bayes_at_scale import claims, costs
 from bayes_at_scale.models import CausalLM
 from bayes_at_scale.posteriors import FLAVOURS, flavour
 
@@ -116,17 +117,367 @@ def test_claim_statistics_in_the_json_are_consistent(tiny_run):
     assert len(c14["train_seconds"]) == 5
 
 
-@pytest.mark.parametrize("argv, message", [(["--scale", "huge"], "invalid choice"),
-                                           (["--repeats", "0"], "--repeats must be a positive"),
-                                           (["--seed", "-1"], "--seed must be non-negative")])
-def test_command_rejects_bad_arguments(argv, message, capsys):
+def _command():
+    """benchmarks/costs.py as a module (it is a script, not part of the package)."""
     spec = importlib.util.spec_from_file_location("costs_command",
                                                   ROOT / "benchmarks" / "costs.py")
     command = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(command)
+    return command
+
+
+@pytest.mark.parametrize("argv, message", [(["--scale", "huge"], "invalid choice"),
+                                           (["--record", "--output", "x.json"],
+                                            "not allowed with argument"),
+                                           (["--repeats", "0"], "--repeats must be a positive"),
+                                           (["--seed", "-1"], "--seed must be non-negative")])
+def test_command_rejects_bad_arguments(argv, message, capsys):
+    command = _command()
     with pytest.raises(SystemExit) as exit_:
         command.parse(argv)
     assert exit_.value.code != 0 and message in capsys.readouterr().err
+
+
+
+# --- C14's Pareto rows ----------------------------------------------------------------------
+
+
+def _check_pareto(c14, scale):
+    """Properties every run_c14 result has, whatever the machine's speed."""
+    rows = c14["pareto"]
+    flavours = scale.c14_flavours
+    assert [r["method"] for r in rows] == ["MAP", *(f"LA {f}" for f in flavours),
+                                          *(f"ensemble x{k}"
+                                            for k in range(2, scale.ensemble_size + 1))]
+    assert [r["kind"] for r in rows] == ["MAP", *["Laplace"] * len(flavours),
+                                        *["ensemble"] * (scale.ensemble_size - 1)]
+    assert [r["members"] for r in rows] == [1] * (1 + len(flavours)) + list(
+        range(2, scale.ensemble_size + 1))
+    one = c14["one_training_seconds"]
+    assert one == pytest.approx(float(np.median(c14["train_seconds"])))
+    for row in rows:
+        assert set(row) == {"method", "kind", "members", "auroc", "wrong_rate",
+                            "compute_seconds", "compute_trainings"}
+        assert 0 <= row["auroc"] <= 1 and 0 <= row["wrong_rate"] <= 1, row
+        assert row["compute_trainings"] == pytest.approx(row["compute_seconds"] / one)
+        assert row["compute_trainings"] >= row["members"]  # training included
+    by = {r["method"]: r for r in rows}
+    # MAP: one training and one forward pass
+    assert by["MAP"]["compute_seconds"] == pytest.approx(one + c14["forward_seconds"][0])
+    assert 1 <= by["MAP"]["compute_trainings"] < 1.5
+    assert by["MAP"]["auroc"] == c14["auroc_map_confidence"]
+    # the first Laplace flavour is C14's own
+    la = by[f"LA {flavours[0]}"]
+    assert c14["flavour"] == flavours[0] == costs.C13_FLAVOUR
+    assert la["auroc"] == c14["auroc_la"]
+    assert la["compute_seconds"] == pytest.approx(c14["compute_la_seconds"])
+    assert la["wrong_rate"] == c14["wrong_rate_la"]
+    # ensembles: k trainings and a little, growing with k; the largest is C14's
+    ensembles = [r for r in rows if r["kind"] == "ensemble"]
+    trainings = [r["compute_trainings"] for r in ensembles]
+    for k, value in zip(range(2, scale.ensemble_size + 1), trainings):
+        assert k <= value < k + 0.5, (k, value)
+    assert all(b > a for a, b in zip(trainings, trainings[1:]))
+    full = ensembles[-1]
+    assert full["members"] == c14["members"] == scale.ensemble_size
+    assert full["auroc"] == c14["auroc_ensemble"]
+    assert full["compute_seconds"] == c14["compute_ensemble_seconds"]
+    assert full["wrong_rate"] == c14["wrong_rate_ensemble"]
+    # the AUROC ratio's bootstrap interval
+    low, high = c14["auroc_ratio_low"], c14["auroc_ratio_high"]
+    assert 0 < low <= high and math.isfinite(high)
+
+
+def test_c14_pareto_rows_of_the_tiny_run(tiny_run):
+    results, stdout = tiny_run
+    _check_pareto(results["c14"], costs.COST_SCALES["tiny"])
+    assert "hallucination detection, quality against compute" in stdout
+    for row in results["c14"]["pareto"]:
+        assert f"{row['method']:<24} AUROC {row['auroc']:.3f}" in stdout
+
+
+def _c14(auroc_ratio, low, high, compute_ratio):
+    return {"auroc_ratio": auroc_ratio, "auroc_ratio_low": low, "auroc_ratio_high": high,
+            "compute_ratio": compute_ratio, "auroc_la": 0.5, "pareto": []}
+
+
+@pytest.mark.parametrize("c14, verdict", [
+    (_c14(0.95, 0.92, 0.98, 0.10), "SUPPORTED"),
+    (_c14(0.95, 0.92, 0.98, 0.28), "REFUTED"),     # too expensive, however good
+    (_c14(0.80, 0.70, 0.85, 0.10), "REFUTED"),     # the whole interval below 0.9
+    (_c14(0.93, 0.85, 0.99, 0.10), "INCONCLUSIVE"),  # the interval straddles 0.9
+    (_c14(0.88, 0.85, 0.95, 0.10), "INCONCLUSIVE"),
+    (_c14(0.93, 0.85, 0.99, 0.30), "REFUTED"),     # a failed condition decides
+])
+def test_c14_claim_statistics_give_the_verdict_of_the_thresholds(c14, verdict, capsys):
+    stats = costs.c14_claim_statistics(c14)
+    assert stats == {"auroc_ratio": (c14["auroc_ratio"], c14["auroc_ratio_low"],
+                                      c14["auroc_ratio_high"]),
+                     "compute_ratio": c14["compute_ratio"]}
+    claims.report("C14", [stats])
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"CLAIM C14: {verdict} - auroc_ratio = {c14['auroc_ratio']:.3f}, "
+                           f"compute_ratio = {c14['compute_ratio']:.3f} (rule: ")
+    assert claims.parse_verdict_lines(line)["C14"] == line
+
+
+def test_c14_claim_statistics_of_the_tiny_run(tiny_run):
+    c14 = tiny_run[0]["c14"]
+    stats = costs.c14_claim_statistics(c14)
+    value, low, high = stats["auroc_ratio"]
+    assert value == c14["auroc_ratio"] and (low, high) == (c14["auroc_ratio_low"],
+                                                           c14["auroc_ratio_high"])
+    assert claims.verdict(claims.load_claims()["C14"], [stats]) in claims.VERDICTS
+
+
+# --- the scale's checks ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(c14_flavours=("last_layer_diag", "last_layer_kron")), "must start with"),
+    (dict(c14_flavours=()), "must start with"),
+    (dict(c14_flavours=("last_layer_kron", "nope")), "unknown posterior flavours"),
+    (dict(ensemble_size=1), "at least 2 members"),
+    (dict(ensemble_size=0), "ensemble_size must be a positive integer"),
+    (dict(c14_resamples=0), "c14_resamples must be a positive integer"),
+    (dict(c14_resamples=True), "c14_resamples must be a positive integer"),
+])
+def test_cost_scale_rejects_bad_c14_settings(change, message):
+    with pytest.raises(ValueError, match=message):
+        replace(costs.COST_SCALES["tiny"], **change)
+
+
+def test_cost_scales_start_c14_with_c13s_flavour():
+    for scale in costs.COST_SCALES.values():
+        assert scale.c14_flavours[0] == costs.C13_FLAVOUR and scale.ensemble_size >= 2
+    scale = replace(costs.COST_SCALES["tiny"], c14_flavours=(costs.C13_FLAVOUR,),
+                    ensemble_size=2)
+    assert scale.c14_flavours == (costs.C13_FLAVOUR,)
+
+
+# --- fit_costs and compare_runs -------------------------------------------------------------
+
+
+def _sweep_row(parameters, epoch, token_epoch, fits):
+    """One size of a sweep: ``fits`` maps a flavour to its fit seconds, or None if skipped."""
+    flavours = {name: {"status": "measured", "fit_seconds": fit} if fit is not None
+                else {"status": "skipped", "reason": "too big"} for name, fit in fits.items()}
+    return {"d_model": parameters // 100, "n_layers": 1, "parameters": parameters,
+            "epoch_seconds": epoch, "token_epoch_seconds": token_epoch, "flavours": flavours}
+
+
+def test_fit_costs_by_hand():
+    sweep = [_sweep_row(1_000, 0.01, 0.04, {"last_layer_kron": 0.02, "all_diag_ef": 0.5}),
+             _sweep_row(50_000, 0.2, 1.0, {"last_layer_kron": 0.3, "all_diag_ef": None})]
+    table = costs.fit_costs({"sweep": sweep})
+    assert list(table.columns) == ["parameters", "d_model", "n_layers", "flavour", "unit",
+                                   "cost", "seconds"]
+    # two units per measured (size, flavour); the skipped fit is absent
+    assert len(table) == 2 * 3
+    assert not ((table["flavour"] == "all_diag_ef") & (table["parameters"] == 50_000)).any()
+    assert (table.groupby(["parameters", "flavour"]).size() == 2).all()
+    assert set(table["unit"]) == {"epochs", "token epochs"}
+    cost = table.set_index(["parameters", "flavour", "unit"])["cost"]
+    assert cost[1_000, "last_layer_kron", "epochs"] == pytest.approx(2.0)
+    assert cost[1_000, "last_layer_kron", "token epochs"] == pytest.approx(0.5)
+    assert cost[50_000, "last_layer_kron", "epochs"] == pytest.approx(1.5)
+    assert cost[1_000, "all_diag_ef", "token epochs"] == pytest.approx(12.5)
+    # a list of sizes works as well as run_costs' dict; flavours restricts
+    pd.testing.assert_frame_equal(costs.fit_costs(sweep), table)
+    kron = costs.fit_costs(sweep, flavours=["last_layer_kron"])
+    assert set(kron["flavour"]) == {"last_layer_kron"} and len(kron) == 4
+    with pytest.raises(ValueError, match="no measured Laplace fit"):
+        costs.fit_costs(sweep, flavours=["last_layer_full"])
+    with pytest.raises(ValueError, match="no measured Laplace fit"):
+        costs.fit_costs([_sweep_row(1_000, 0.01, 0.04, {"last_layer_kron": None})])
+    with pytest.raises(ValueError, match="no measured Laplace fit"):
+        costs.fit_costs({"sweep": []})
+
+
+def test_fit_costs_of_the_tiny_run(tiny_run):
+    results, _ = tiny_run
+    table = costs.fit_costs(results)
+    assert len(table) == 2 * len(results["sweep"]) * len(FLAVOURS)
+    for row in results["sweep"]:
+        part = table[table["parameters"] == row["parameters"]]
+        for unit, denominator in (("epochs", row["epoch_seconds"]),
+                                  ("token epochs", row["token_epoch_seconds"])):
+            rows = part[part["unit"] == unit]
+            assert set(rows["flavour"]) == set(FLAVOURS)
+            np.testing.assert_allclose(rows["cost"] * denominator, rows["seconds"], rtol=1e-12)
+            for flavour_name, seconds in zip(rows["flavour"], rows["seconds"]):
+                assert seconds == row["flavours"][flavour_name]["fit_seconds"]
+        epochs = part[part["unit"] == "epochs"].set_index("flavour")["cost"]
+        for flavour_name, entry in row["flavours"].items():
+            assert epochs[flavour_name] == pytest.approx(entry["fit_epochs"])
+
+
+HEADLINES = ["C13 worst cost (epochs)", "C13 cost at the largest size (epochs)",
+             "epoch at the largest size (ms)", "C14 compute ratio", "C14 AUROC ratio",
+             "AUROC, last-layer Laplace", "AUROC, 5-member ensemble", "AUROC, MAP confidence"]
+
+
+def test_compare_runs(tiny_run):
+    results, _ = tiny_run
+    live = json.loads(json.dumps(results))
+    live["c14"]["auroc_ratio"] = 0.5
+    table = costs.compare_runs(results, live)
+    assert list(table.index) == HEADLINES
+    assert list(table.columns) == ["recorded", "this run"]
+    recorded = table["recorded"]
+    kron = [r["flavours"][costs.C13_FLAVOUR]["fit_epochs"] for r in results["sweep"]]
+    assert recorded["C13 worst cost (epochs)"] == pytest.approx(max(kron))
+    assert recorded["C13 cost at the largest size (epochs)"] == pytest.approx(kron[-1])
+    assert recorded["epoch at the largest size (ms)"] == pytest.approx(
+        1e3 * results["sweep"][-1]["epoch_seconds"])
+    c14 = results["c14"]
+    for name, key in (("C14 compute ratio", "compute_ratio"), ("C14 AUROC ratio", "auroc_ratio"),
+                      ("AUROC, last-layer Laplace", "auroc_la"),
+                      ("AUROC, 5-member ensemble", "auroc_ensemble"),
+                      ("AUROC, MAP confidence", "auroc_map_confidence")):
+        assert recorded[name] == pytest.approx(c14[key])
+    assert table.loc["C14 AUROC ratio", "this run"] == 0.5
+    same = table.drop(index="C14 AUROC ratio")
+    pd.testing.assert_series_equal(same["recorded"], same["this run"], check_names=False)
+
+
+def test_compare_runs_rejects_bad_input(tiny_run):
+    results, _ = tiny_run
+    other = {**results, "scale": "quick"}
+    with pytest.raises(ValueError, match="cannot compare scale 'tiny' with 'quick'"):
+        costs.compare_runs(results, other)
+    with pytest.raises(ValueError, match="the recorded results are not run_costs' output"):
+        costs.compare_runs({"scale": "tiny", "sweep": []}, results)
+    with pytest.raises(ValueError, match="the live results are not run_costs' output"):
+        costs.compare_runs(results, {k: v for k, v in results.items() if k != "scale"})
+
+
+# --- recorded measurements ------------------------------------------------------------------
+
+
+def _text(scale="tiny", **extra):
+    return json.dumps({"scale": scale, "c14": {"auroc_la": 0.7}, **extra}, indent=2) + "\n"
+
+
+def _sums(root):
+    lines = (root / "data" / "costs" / "SHA256SUMS").read_text().splitlines()
+    return dict(reversed(line.split("  ")) for line in lines)
+
+
+def test_record_and_load_round_trip(tmp_path):
+    path = costs.record_results(_text(), "tiny", root=tmp_path)
+    assert path == tmp_path / "data" / "costs" / "costs_tiny.json"
+    assert path == costs.record_path("tiny", root=tmp_path)
+    assert path.read_text() == _text()
+    assert _sums(tmp_path) == {"costs_tiny.json": hashlib.sha256(_text().encode()).hexdigest()}
+    assert costs.load_results("tiny", root=tmp_path) == json.loads(_text())
+    # a second scale gets its own line; re-recording replaces a line, never duplicates it
+    costs.record_results(_text("quick"), "quick", root=str(tmp_path))
+    costs.record_results(_text(seed=3), "tiny", root=tmp_path)
+    lines = (path.parent / "SHA256SUMS").read_text().splitlines()
+    assert len(lines) == 2 and lines == sorted(lines)
+    assert _sums(tmp_path)["costs_tiny.json"] == hashlib.sha256(
+        _text(seed=3).encode()).hexdigest()
+    assert costs.load_results("tiny", root=tmp_path)["seed"] == 3
+    assert costs.load_results("quick", root=tmp_path)["scale"] == "quick"
+
+
+def test_record_uses_the_project_root_by_default(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "claims.yaml").write_text("claims: []\n")
+    monkeypatch.setenv("ESSAY_ROOT", str(tmp_path))
+    assert costs.record_path("tiny") == tmp_path / "data" / "costs" / "costs_tiny.json"
+    costs.record_results(_text(), "tiny")
+    assert costs.load_results("tiny") == json.loads(_text())
+
+
+def test_load_results_rejects_a_changed_file(tmp_path):
+    path = costs.record_results(_text(), "tiny", root=tmp_path)
+    path.write_text(_text().replace("0.7", "0.9"))
+    with pytest.raises(ValueError, match="does not match its checksum"):
+        costs.load_results("tiny", root=tmp_path)
+    path.write_text(_text()[:-5])  # truncated
+    with pytest.raises(ValueError, match="checksum"):
+        costs.load_results("tiny", root=tmp_path)
+    path.write_text(_text())  # restored: valid again
+    assert costs.load_results("tiny", root=tmp_path)["scale"] == "tiny"
+    (path.parent / "SHA256SUMS").write_text("")
+    with pytest.raises(ValueError, match="has no checksum.*--record"):
+        costs.load_results("tiny", root=tmp_path)
+    (path.parent / "SHA256SUMS").unlink()
+    with pytest.raises(ValueError, match="has no checksum"):
+        costs.load_results("tiny", root=tmp_path)
+
+
+def test_load_results_missing_file_names_the_command(tmp_path):
+    with pytest.raises(FileNotFoundError,
+                       match=r"benchmarks/costs.py --scale quick --record"):
+        costs.load_results("quick", root=tmp_path)
+    costs.record_results(_text(), "tiny", root=tmp_path)  # another scale does not help
+    with pytest.raises(FileNotFoundError, match="--record"):
+        costs.load_results("quick", root=tmp_path)
+
+
+def test_load_results_rejects_a_scale_mismatch_and_unknown_scales(tmp_path):
+    costs.record_results(_text("quick"), "tiny", root=tmp_path)  # checksum right, scale wrong
+    with pytest.raises(ValueError, match="holds scale 'quick', not 'tiny'"):
+        costs.load_results("tiny", root=tmp_path)
+    for call in (lambda: costs.record_path("huge", root=tmp_path),
+                 lambda: costs.record_results(_text(), "huge", root=tmp_path),
+                 lambda: costs.load_results("huge", root=tmp_path)):
+        with pytest.raises(ValueError, match="unknown cost scale 'huge'"):
+            call()
+    assert not (tmp_path / "data" / "costs" / "costs_huge.json").exists()
+
+
+RUN_COSTS_KEYS = ("scale", "seed", "repeats", "definitions", "budget_flops", "budget_bytes",
+                  "memory_method", "sweep", "scaling", "c13", "c14", "on_paper", "seconds")
+
+
+def test_command_records_into_its_root(tiny_run, tmp_path, monkeypatch, capsys):
+    results, _ = tiny_run
+    command = _command()
+    calls = []
+
+    def run_costs(scale, repeats=None, seed=0, log=None):  # the tiny run, not a new one
+        calls.append((scale, repeats, seed))
+        return {k: results[k] for k in RUN_COSTS_KEYS}
+
+    real_sums = (ROOT / "data" / "costs" / "SHA256SUMS").read_bytes()
+    monkeypatch.setattr(command, "ROOT", tmp_path)
+    monkeypatch.setattr(command.costs, "run_costs", run_costs)
+    monkeypatch.setattr(command, "configure", lambda settings: settings)  # keep torch's state
+    monkeypatch.setenv("ESSAY_SEED", "0")
+    command.main(["--scale", "tiny", "--record"])
+    assert calls == [("tiny", None, 0)]
+    path = tmp_path / "data" / "costs" / "costs_tiny.json"
+    assert f"written {path}" in capsys.readouterr().out
+    recorded = costs.load_results("tiny", root=tmp_path)
+    assert recorded["command"] == "python benchmarks/costs.py --scale tiny --record"
+    for key in RUN_COSTS_KEYS:
+        assert recorded[key] == results[key], key
+    assert not (tmp_path / "_build").exists()  # --record writes only the record
+    assert (ROOT / "data" / "costs" / "SHA256SUMS").read_bytes() == real_sums
+
+
+# --- the committed measurement --------------------------------------------------------------
+
+
+def test_committed_quick_measurement_loads_and_its_statistics_hold():
+    results = costs.load_results("quick")
+    scale = costs.COST_SCALES["quick"]
+    assert results["scale"] == "quick"
+    assert results["command"] == "python benchmarks/costs.py --scale quick --record"
+    assert [(r["d_model"], r["n_layers"]) for r in results["sweep"]] == list(scale.sizes)
+    c13 = costs.c13_statistics(results, min_parameter_span=scale.min_parameter_span)
+    assert c13 == pytest.approx(results["c13"])
+    c14 = results["c14"]
+    stats = costs.c14_statistics(c14["auroc_la"], c14["auroc_ensemble"],
+                                 c14["compute_la_seconds"], c14["compute_ensemble_seconds"])
+    assert stats["auroc_ratio"] == pytest.approx(c14["auroc_ratio"], rel=1e-12)
+    assert stats["compute_ratio"] == pytest.approx(c14["compute_ratio"], rel=1e-12)
+    _check_pareto(c14, scale)
+    assert c14["queries"] == scale.c14_queries and c14["train_steps"] == scale.c14_steps
 
 
 # --- budgets: skip, never crash -------------------------------------------------------------

@@ -579,6 +579,134 @@ def test_power_laws_empty_or_not_a_frame(law_frame):
         plots.power_laws([1, 2], "N", "kl", hue="model")
 
 
+
+def _reference_lines(ax, value):
+    """Horizontal lines across the axes (axes coordinates 0..1) at ``value``."""
+    return [line for line in ax.lines if list(line.get_xdata()) == [0, 1]
+            and list(line.get_ydata()) == [value, value]]
+
+
+@pytest.mark.parametrize("style", [None, "seed"])
+def test_power_laws_reference_line(law_frame, style):
+    ax = plots.power_laws(law_frame, "N", "kl", hue="model", style=style, reference=0.05,
+                          reference_label="threshold").axes[0]
+    (line,) = _reference_lines(ax, 0.05)
+    assert line.get_label() == "threshold"
+    assert "threshold" in [t.get_text() for t in ax.get_legend().get_texts()]
+    # the fits are unchanged by the line
+    plain = plots.power_laws(law_frame, "N", "kl", hue="model", style=style).axes[0]
+    assert sorted(_fitted(ax)) == sorted(_fitted(plain))
+    assert not _reference_lines(plain, 0.05)
+
+
+def test_power_laws_reference_without_label(law_frame):
+    ax = plots.power_laws(law_frame, "N", "kl", hue="model", reference=3.0).axes[0]
+    (line,) = _reference_lines(ax, 3.0)
+    assert line.get_label().startswith("_")  # not in the legend
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == sorted(_fitted(ax))
+
+
+@pytest.mark.parametrize("reference", [0.0, -1.0, float("nan")])
+def test_power_laws_rejects_a_non_positive_reference(law_frame, reference):
+    with pytest.raises(ValueError, match=r"reference line on log axes must be positive"):
+        plots.power_laws(law_frame, "N", "kl", hue="model", reference=reference)
+
+
+# --- pareto -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pareto_frame() -> pd.DataFrame:
+    """Methods with a cost (lower is better) and a quality (higher is better)."""
+    rows = [("cheap", 0.5, 0.50, "MAP"), ("A", 1.0, 0.70, "Laplace"),
+            ("worse than A", 1.4, 0.60, "Laplace"), ("C", 2.0, 0.80, "ensemble"),
+            ("same cost as C", 2.0, 0.75, "Laplace"), ("same quality as C", 3.0, 0.80, "ensemble"),
+            ("F", 4.0, 0.85, "ensemble"), ("best", 5.0, 0.90, "ensemble"),
+            ("worst", 6.0, 0.40, "Laplace")]
+    return pd.DataFrame(rows, columns=["method", "compute", "auroc", "kind"])
+
+
+def _non_dominated(df, x, y):
+    """Rows that no other row matches or beats on both and beats on one (brute force)."""
+    keep = []
+    for i, row in df.iterrows():
+        beaten = any((other[x] <= row[x] and other[y] >= row[y])
+                     and (other[x] < row[x] or other[y] > row[y])
+                     for j, other in df.iterrows() if j != i)
+        if not beaten:
+            keep.append(i)
+    return df.loc[keep].sort_values(x)
+
+
+def _frontier(ax):
+    (line,) = [line for line in ax.lines if line.get_label() == "Pareto frontier"]
+    return line
+
+
+def test_pareto_draws_points_labels_and_the_frontier(pareto_frame):
+    fig = plots.pareto(pareto_frame, "compute", "auroc", label="method", hue="kind",
+                       title="quality against compute", xlabel="trainings", ylabel="AUROC")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == (
+        "quality against compute", "trainings", "AUROC")
+    assert ax.get_xscale() == "log"
+    points = np.concatenate([c.get_offsets() for c in ax.collections])
+    assert sorted(map(tuple, points)) == sorted(
+        zip(pareto_frame["compute"], pareto_frame["auroc"]))
+    labels = {t.get_text(): t.xy for t in ax.texts}
+    assert labels == {m: (c, a) for m, c, a in pareto_frame[["method", "compute", "auroc"]]
+                      .itertuples(index=False)}
+    front = _non_dominated(pareto_frame, "compute", "auroc")
+    assert list(front["method"]) == ["cheap", "A", "C", "F", "best"]
+    line = _frontier(ax)
+    assert line.get_drawstyle() == "steps-post"
+    np.testing.assert_array_equal(line.get_xdata(), front["compute"])
+    np.testing.assert_array_equal(line.get_ydata(), front["auroc"])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "Pareto frontier" in legend and {"MAP", "Laplace", "ensemble"} <= set(legend)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pareto_frontier_is_the_non_dominated_rows(seed):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"cost": rng.uniform(1, 10, 30).round(1),
+                       "quality": rng.uniform(0.5, 1, 30).round(2),
+                       "name": [f"m{i}" for i in range(30)], "kind": "x"})
+    df = df.drop_duplicates(["cost", "quality"])  # a repeated point is one point
+    line = _frontier(plots.pareto(df, "cost", "quality", label="name", hue="kind").axes[0])
+    front = _non_dominated(df, "cost", "quality")
+    np.testing.assert_array_equal(line.get_xdata(), front["cost"])
+    np.testing.assert_array_equal(line.get_ydata(), front["quality"])
+    # along the frontier cost rises and quality rises strictly
+    assert (np.diff(line.get_xdata()) > 0).all() and (np.diff(line.get_ydata()) > 0).all()
+
+
+def test_pareto_linear_axis_and_one_row(pareto_frame):
+    ax = plots.pareto(pareto_frame, "compute", "auroc", label="method", hue="kind",
+                      logx=False).axes[0]
+    assert ax.get_xscale() == "linear"
+    (x, y) = ax.get_xlabel(), ax.get_ylabel()
+    assert (x, y) == ("compute", "auroc")
+    one = pareto_frame.iloc[[3]]
+    line = _frontier(plots.pareto(one, "compute", "auroc", label="method", hue="kind").axes[0])
+    assert list(line.get_xdata()) == [2.0] and list(line.get_ydata()) == [0.8]
+
+
+@pytest.mark.parametrize("drop", ["compute", "auroc", "method", "kind"])
+def test_pareto_missing_column(pareto_frame, drop):
+    with pytest.raises(KeyError, match=rf"data frame lacks column\(s\) {drop}"):
+        plots.pareto(pareto_frame.drop(columns=drop), "compute", "auroc", label="method",
+                     hue="kind")
+
+
+def test_pareto_empty_or_not_a_frame(pareto_frame):
+    with pytest.raises(ValueError, match=r"cannot plot an empty data frame"):
+        plots.pareto(pareto_frame.iloc[:0], "compute", "auroc", label="method", hue="kind")
+    with pytest.raises(TypeError, match=r"expected a pandas DataFrame, got list"):
+        plots.pareto([1, 2], "compute", "auroc", label="method", hue="kind")
+
+
 # --- reliability ----------------------------------------------------------------------------
 
 

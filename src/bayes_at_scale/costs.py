@@ -855,6 +855,8 @@ def fit_costs(results, flavours: Sequence[str] | None = None) -> pd.DataFrame:
     distinct contexts, C13's unit) and in ``token epochs`` (the same step over one row per corpus
     token), and the fit in ``seconds``.  ``flavours`` restricts the flavours (default: all)."""
     rows = results.get("sweep") if isinstance(results, Mapping) else results
+    if isinstance(flavours, str):
+        flavours = (flavours,)
     out = []
     for row in rows:
         for name, entry in row["flavours"].items():
@@ -886,7 +888,7 @@ def compare_runs(recorded: Mapping, live: Mapping) -> pd.DataFrame:
                 "C14 compute ratio": c14["compute_ratio"],
                 "C14 AUROC ratio": c14["auroc_ratio"],
                 "AUROC, last-layer Laplace": c14["auroc_la"],
-                "AUROC, 5-member ensemble": c14["auroc_ensemble"],
+                f"AUROC, {c14['members']}-member ensemble": c14["auroc_ensemble"],
                 "AUROC, MAP confidence": c14["auroc_map_confidence"]}
     for name, results in (("recorded", recorded), ("live", live)):
         if results.get("scale") is None or "sweep" not in results or "c14" not in results:

@@ -224,8 +224,6 @@ def pareto(df: pd.DataFrame, x: str, y: str, *, label: str, hue: str, title: str
     per row, coloured by ``hue``, and the Pareto frontier - the rows that no other row beats on
     both - as a step line."""
     _require(df, x, y, label, hue)
-    if df.empty:
-        raise ValueError("a Pareto plot needs at least one row")
     fig = Figure()
     ax = fig.subplots()
     sns.scatterplot(data=df, x=x, y=y, hue=hue, style=hue, s=70, ax=ax)
