@@ -384,11 +384,19 @@ def _touch(folder: Path, *names: str) -> list[Path]:
 def test_executed_chapters_prefers_this_build(tmp_path):
     built = _touch(tmp_path / "_build" / "jupyter_execute" / "chapters",
                    "02_b.ipynb", "01_a.ipynb", "bibliography.ipynb")
-    _touch(tmp_path / "tests" / "references", "01_a.ipynb")
-    paths, origin = claims.executed_chapters(tmp_path)
+    refs = _touch(tmp_path / "tests" / "references", "01_a.ipynb")
+    paths, origin = claims.executed_chapters(tmp_path, in_build=True)
     assert paths == [p for p in built if p.name[0].isdigit()]
     assert [p.name for p in paths] == ["01_a.ipynb", "02_b.ipynb"]
     assert origin == "this build's executed chapters"
+    # outside a build, a _build folder left by an earlier one is not read
+    assert claims.executed_chapters(tmp_path, in_build=False) == (
+        refs, "the committed reference notebooks")
+    assert claims.executed_chapters(tmp_path) == (refs, "the committed reference notebooks")
+
+
+def test_pytest_is_not_a_book_build():
+    assert claims.inside_book_build() is False
 
 
 def test_executed_chapters_falls_back_to_references(tmp_path):
@@ -411,3 +419,207 @@ def test_every_threshold_appears_in_its_rule_text(all_claims):
             if condition.threshold == 0 and "_minus_" in condition.statistic:
                 continue  # "a <= b" is applied as "a - b <= 0"
             assert condition.threshold in numbers, (claim.id, condition.statistic)
+
+
+# --- the evidence ledger ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("title, slug", [
+    ("Verdict", "verdict"),
+    ("Verdict on C11", "verdict-on-c11"),
+    ("One world, four corpus sizes", "one-world-four-corpus-sizes"),
+    ('A posterior spreads its doubt; it does not say "I don\'t know"',
+     "a-posterior-spreads-its-doubt-it-does-not-say-i-dont-know"),
+    ("Confident where data are dense?", "confident-where-data-are-dense"),
+    ("Best-of-$n$ at scale", "best-of--at-scale"),  # maths is not text
+    ("The `unknown` token", "the-unknown-token"),  # inline code is
+    ("A [linked](https://x.org) {term}`word`", "a-linked-"),
+    ("  padded title  ", "padded-title"),
+])
+def test_heading_slug(title, slug):
+    assert claims.heading_slug(title) == slug
+
+
+def test_heading_slug_agrees_with_myst_on_plain_titles():
+    from myst_parser.mdit_to_docutils.base import default_slugify
+
+    for title in ["Real English", "Where the hallucinations come from", "Can it flag errors?",
+                  "Fine-tuning against a grader", "What the verdicts mean, and what they do not"]:
+        assert claims.heading_slug(title) == default_slugify(title)
+
+
+def test_markdown_headings_skips_fenced_blocks():
+    text = "\n".join(["# Title", "text", "```python", "# a comment", "```", "## Section #",
+                      "~~~~", "# not a heading", "~~~", "still fenced", "~~~~",
+                      ":::{note}", "# inside a colon fence", ":::", "#not a heading either",
+                      "### Deep"])
+    assert claims.markdown_headings(text) == [(1, "Title"), (2, "Section"), (3, "Deep")]
+
+
+def _chapter_notebook(path: Path, cells: list[tuple[str, str]]) -> Path:
+    """An executed notebook from (kind, text) pairs: markdown source or printed stdout."""
+    nb = {"cells": []}
+    for kind, text in cells:
+        if kind == "markdown":
+            nb["cells"].append({"cell_type": "markdown", "source": text})
+        else:
+            nb["cells"].append({"cell_type": "code", "source": "", "outputs": [
+                {"output_type": "stream", "name": "stdout", "text": text}]})
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def test_verdict_evidence(tmp_path, all_claims):
+    lines = _lines(all_claims, ["C1", "C2", "C3", "C4"])
+    a = _chapter_notebook(tmp_path / "01_first.ipynb", [
+        ("code", lines["C4"] + "\n"),  # before any heading
+        ("markdown", "(label)=\n# The first chapter\n\nProse."),
+        ("markdown", "## Results\n\n```\n## not a heading\n```"),
+        ("code", "noise\n" + lines["C1"] + "\n"),
+        ("markdown", "## Results\n#### Too deep for an anchor"),
+        ("code", lines["C2"] + "\n"),
+    ])
+    b = _chapter_notebook(tmp_path / "02_second.ipynb", [
+        ("markdown", "# Second"), ("code", lines["C3"])])
+    found = claims.verdict_evidence([a, b])
+    assert found["C4"] == claims.Evidence(lines["C4"], "01_first", "", "", "")
+    assert found["C1"] == claims.Evidence(lines["C1"], "01_first", "The first chapter", "Results",
+                                          "results")
+    # a repeated heading gets MyST's suffixed anchor; a level-4 heading is not a section
+    assert found["C2"] == claims.Evidence(lines["C2"], "01_first", "The first chapter", "Results",
+                                          "results-1")
+    assert found["C3"] == claims.Evidence(lines["C3"], "02_second", "Second", "Second", "second")
+    c = _chapter_notebook(tmp_path / "03_third.ipynb", [("code", lines["C3"])])
+    with pytest.raises(ValueError, match=r"claim C3 has more than one verdict line "
+                                         r"\(02_second, 03_third\)"):
+        claims.verdict_evidence([a, b, c])
+
+
+def test_parse_measured(all_claims):
+    line = claims.verdict_line(all_claims["C1"], [{"mean_tv_frequent": 0.0021,
+                                                   "spearman_n_tv": -0.671},
+                                                  {"mean_tv_frequent": 0.001,
+                                                   "spearman_n_tv": -0.66}])
+    measured = claims.LINE.match(line).group(3)
+    assert claims.parse_measured(measured) == {"mean_tv_frequent": ["0.002", "0.001"],
+                                               "spearman_n_tv": ["-0.67", "-0.66"]}
+    assert claims.parse_measured("") == {}
+
+
+def test_evidence_ledger(tmp_path, all_claims):
+    lines = _lines(all_claims, ["C1", "C7"])
+    nb = _chapter_notebook(tmp_path / "04_x.ipynb", [
+        ("markdown", "# Chapter\n## Section one"), ("code", lines["C1"] + "\n" + lines["C7"])])
+    table = claims.evidence_ledger([nb], all_claims)
+    assert list(table.columns) == ["id", "claim", "source", "cite", "chapter", "rule", "verdict",
+                                   "measured", "document", "title", "section", "anchor"]
+    assert list(table["id"]) == list(all_claims)
+    row = table.set_index("id")
+    assert row.loc["C1", "rule"] == all_claims["C1"].rule
+    assert row.loc["C7", "cite"] == "kalai2024calibrated" and row.loc["C14", "cite"] == ""
+    assert tuple(row.loc["C7", ["document", "title", "section", "anchor"]]) == (
+        "04_x", "Chapter", "Section one", "section-one")
+    assert row.loc["C7", "verdict"] == claims.LINE.match(lines["C7"]).group(2)
+    assert row.loc["C2", "verdict"] == claims.NOT_TESTED
+    assert tuple(row.loc["C2", ["document", "title", "section", "anchor"]]) == ("",) * 4
+    # the columns it shares with the plain ledger agree with it
+    plain = claims.ledger(claims.verdicts_from_notebooks([nb]), all_claims)
+    assert table[plain.columns].equals(plain)
+
+
+@pytest.mark.parametrize("source, cite, markdown", [
+    ("blog", "blog2024large", "blog {cite:p}`blog2024large`"),
+    ("position paper", "papamarkou2024position", "position paper {cite:p}`papamarkou2024position`"),
+    ("Kalai & Vempala 2024", "kalai2024calibrated", "{cite:t}`kalai2024calibrated`"),
+    ("Yang et al. 2024; position paper", "yang2024reward",
+     "{cite:t}`yang2024reward`; position paper {cite:p}`papamarkou2024position`"),
+    ("GPT-4 report; Kalai et al. 2025", "kalai2025why",
+     "GPT-4 report {cite:p}`openai2023gpt4`; {cite:t}`kalai2025why`"),
+    ("this essay", None, "this essay"),
+    ("a colleague", "smith2020x", "a colleague {cite:p}`smith2020x`"),  # cite not named: appended
+])
+def test_source_markdown(source, cite, markdown):
+    assert claims.source_markdown(source, cite) == markdown
+
+
+def test_every_registered_source_is_cited(all_claims):
+    for c in all_claims.values():
+        text = claims.source_markdown(c.source, c.cite)
+        if c.cite:
+            assert f"`{c.cite}`" in text, c.id
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]]
+
+
+def test_ledger_markdown(tmp_path, all_claims):
+    lines = _lines(all_claims, ["C5", "C7"])
+    nb = _chapter_notebook(tmp_path / "04_x.ipynb", [
+        ("markdown", "# Chapter\n## Hallucinations?"), ("code", lines["C7"]),
+        ("markdown", "## Scale"), ("code", lines["C5"])])
+    text = claims.ledger_markdown(claims.evidence_ledger([nb], all_claims), base="chapters/")
+    rows = text.strip().splitlines()
+    assert len(rows) == 2 + len(all_claims)
+    assert _cells(rows[0]) == list(claims.LEDGER_HEADER)
+    assert all(len(_cells(r)) == len(claims.LEDGER_HEADER) for r in rows)
+    c7 = dict(zip(claims.LEDGER_HEADER, _cells(rows[2 + list(all_claims).index("C7")])))
+    assert c7["Claim"].startswith("**C7** A calibrated model")
+    # the rule's absolute-value bars are escaped, not column separators
+    assert c7["Rule"].startswith(r"hallucination rate(LA) \>= 0.8 x monofact rate and \|")
+    assert c7["Measured"] == ("`hallucination_over_monofact` = 0.12; "
+                              "`hallucination_gap` = 0.123")
+    assert c7["Verdict"] == claims.LINE.match(lines["C7"]).group(2)
+    assert c7["Evidence"] == "[ch. 4, \N{SECTION SIGN} Hallucinations?](chapters/04_x.md#hallucinations)"
+    c5 = dict(zip(claims.LEDGER_HEADER, _cells(rows[2 + list(all_claims).index("C5")])))
+    assert r"KL(LA \|\| MAP)" in c5["Rule"] and r"g(N\_max)" in c5["Rule"]
+    c1 = dict(zip(claims.LEDGER_HEADER, _cells(rows[2])))
+    assert (c1["Measured"], c1["Verdict"], c1["Evidence"]) == ("-", "*not yet tested*",
+                                                                "chapter 1")
+
+
+def test_read_executed_merges_outputs_a_cached_build_left_out(tmp_path, all_claims):
+    # myst-nb writes a page whose execution came from jupyter-cache to _build/jupyter_execute
+    # without outputs; the verdicts are then read from the cache
+    import nbformat
+    from jupyter_cache import get_cache
+
+    line = _lines(all_claims, ["C1"])["C1"]
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3",
+                                                           "display_name": "Python 3",
+                                                           "language": "python"}})
+    cell = nbformat.v4.new_code_cell(f"print({line!r})", execution_count=1)
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=line + "\n")]
+    nb.cells = [nbformat.v4.new_markdown_cell("# Chapter\n## Where"), cell]
+    executed = tmp_path / "executed.ipynb"
+    nbformat.write(nb, executed)
+    get_cache(tmp_path / "_build" / ".jupyter_cache").cache_notebook_file(str(executed))
+
+    cell.outputs, cell.execution_count = [], None
+    built = tmp_path / "_build" / "jupyter_execute" / "chapters" / "01_x.ipynb"
+    built.parent.mkdir(parents=True)
+    nbformat.write(nb, built)
+    assert claims.verdicts_from_notebooks([built]) == {"C1": line}
+    assert claims.verdict_evidence([built])["C1"].anchor == "where"
+    # a notebook elsewhere is read as it is
+    elsewhere = tmp_path / "01_x.ipynb"
+    nbformat.write(nb, elsewhere)
+    assert claims.verdicts_from_notebooks([elsewhere]) == {}
+    # and so is one the cache does not know
+    cell.source = "print('something else')"
+    nbformat.write(nb, built)
+    assert claims.verdicts_from_notebooks([built]) == {}
+
+
+def test_glued_values(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "source": "", "outputs": [
+        {"output_type": "display_data", "metadata": {"scrapbook": {
+            "name": name, "mime_prefix": "application/papermill.record/"}},
+         "data": {"application/papermill.record/text/plain": text}}
+        for name, text in [("a", "0.5"), ("b", "np.float64(1.25)"), ("c", "'1,770'"),
+                           ("d", ['"two ', 'lines"'])]] + [
+        {"output_type": "stream", "name": "stdout", "text": "not glued\n"}]}]}
+    path = tmp_path / "g.ipynb"
+    path.write_text(json.dumps(nb))
+    assert claims.glued_values(path) == {"a": "0.5", "b": "1.25", "c": "1,770", "d": "two lines"}
+    assert float(claims.glued_values(path)["b"]) == 1.25

@@ -97,7 +97,9 @@ def test_compared_cells_carry_the_verdicts(chapter, reference):
     assert checked, f"{chapter.name} has no cell tagged {CHECK}"
     assert all(stdout_of(c).strip() for c in checked), "a compared cell has no output to compare"
     verdict_cells = [c for c in checked if claims.parse_verdict_lines(stdout_of(c))]
-    assert verdict_cells, f"{chapter.name}: no compared cell prints a verdict line"
+    if claims.claims_for_chapter(chapter_number(chapter)):
+        assert verdict_cells, f"{chapter.name}: no compared cell prints a verdict line"
+    # a chapter that owns no claim (the closing verdict) prints none: the ledger would double-count
     for cell in code_cells(reference):
         if claims.parse_verdict_lines(stdout_of(cell)):
             assert CHECK in cell.metadata.get("tags", []), "a verdict line in an uncompared cell"

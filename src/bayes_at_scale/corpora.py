@@ -70,12 +70,12 @@ def check_counts(counts, name: str = "counts") -> np.ndarray:
 class FragmentCorpus:
     """A sampled corpus of question fragments, with the truth that generated it.
 
-    Attributes
-    ----------
-    fragments : one row per fragment: ``family``, ``subject``, ``n`` (its count in the corpus)
-        and the counts of each answer, ``count_<answer>``.
-    p_true : ``(n_fragments, n_answers)`` true completion probabilities.
-    p_family : ``(n_families, n_answers)`` family-level answer distributions.
+    Attributes:
+
+    * ``fragments`` - one row per fragment: ``family``, ``subject``, ``n`` (its count in the
+      corpus) and the counts of each answer, ``count_<answer>``;
+    * ``p_true`` - ``(n_fragments, n_answers)`` true completion probabilities;
+    * ``p_family`` - ``(n_families, n_answers)`` family-level answer distributions.
     """
 
     fragments: pd.DataFrame

@@ -49,16 +49,16 @@ def _part_columns(name_length: int) -> list[str]:
 class FactWorld:
     """A sampled world of entities with one fact each, and the training corpus about them.
 
-    Attributes
-    ----------
-    entities : one row per entity (index = ``entity`` = 0..n_entities-1): its name parts
-        ``part_0 .. part_{L-1}`` (part ids in ``0..n_name_parts-1``), ``truth`` (token id of the
-        true answer: a value token, or the unknown token), ``is_unknown``, ``popularity`` (its
-        probability in the mention distribution), ``n`` (training mentions, misinformation
-        included), ``count_truth`` (mentions that write the true answer), ``count_wrong``
-        (misinformation mentions), ``misinformation`` and ``wrong_value`` (token id of the wrong
-        value, -1 for entities without misinformation).
-    n_name_parts, name_length, n_values : sizes of the vocabulary.
+    Attributes:
+
+    * ``entities`` - one row per entity (index = ``entity`` = 0..n_entities-1): its name parts
+      ``part_0 .. part_{L-1}`` (part ids in ``0..n_name_parts-1``), ``truth`` (token id of the
+      true answer: a value token, or the unknown token), ``is_unknown``, ``popularity`` (its
+      probability in the mention distribution), ``n`` (training mentions, misinformation
+      included), ``count_truth`` (mentions that write the true answer), ``count_wrong``
+      (misinformation mentions), ``misinformation`` and ``wrong_value`` (token id of the wrong
+      value, -1 for entities without misinformation);
+    * ``n_name_parts``, ``name_length``, ``n_values`` - sizes of the vocabulary.
 
     Token layout: 0 is BOS, then the name parts, then the values, then one UNKNOWN token.
     """
