@@ -2,7 +2,7 @@
 
     make costs                                                  # quick scale, about a minute
     python benchmarks/costs.py [--scale tiny|quick|full] [--repeats R] [--seed S]
-                               [--output PATH | --record]
+                               [--output PATH | --record] [--sweep-only]
 
 In one process, on chapter 4's fact world, for each model size of a sweep spanning two orders
 of magnitude of parameters: one training epoch (one full-batch ``train_map`` step over the
@@ -69,6 +69,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     where.add_argument("--record", action="store_true",
                        help="write data/costs/costs_<scale>.json and its checksum: the "
                             "measurement chapter 7 reads")
+    parser.add_argument("--sweep-only", action="store_true",
+                        help="measure the sweep (C13) and skip C14's trainings")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be a positive integer, got {args.repeats}")
@@ -106,6 +108,9 @@ def print_table(results: dict) -> None:
         print(f"\nC13 worst_cost_in_epochs = {c13['worst_cost_in_epochs']:.2f} "
               f"(at {c13['worst_parameters']} parameters; sweep spans "
               f"x{c13['parameter_span']:.0f})")
+    if c14 is None:
+        print("C14: not measured (--sweep-only)")
+        return
     print(f"C14 auroc_ratio = {c14['auroc_ratio']:.3f} (LA {c14['auroc_la']:.3f}, ensemble "
           f"{c14['auroc_ensemble']:.3f}), compute_ratio = {c14['compute_ratio']:.3f} "
           f"(LA {c14['compute_la_seconds']:.1f} s, ensemble "
@@ -125,7 +130,8 @@ def main(argv: list[str]) -> dict:
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
-    results = costs.run_costs(args.scale, repeats=args.repeats, seed=args.seed, log=log)
+    results = costs.run_costs(args.scale, repeats=args.repeats, seed=args.seed, log=log,
+                              sweep_only=args.sweep_only)
     results = {"command": shlex.join(["python", "benchmarks/costs.py", *argv]),
                "timestamp": stamp, "torch": torch.__version__,
                "laplace_torch": importlib.metadata.version("laplace-torch"),
@@ -137,7 +143,7 @@ def main(argv: list[str]) -> dict:
     print_table(results)
     text = json.dumps(_jsonable(results), indent=2) + "\n"
     if args.record:
-        out = costs.record_results(text, args.scale, root=ROOT)
+        out = costs.record_results(text, args.scale, root=ROOT, sweep_only=args.sweep_only)
     else:
         out = args.output or ROOT / "_build" / "benchmarks" / f"costs_{args.scale}.json"
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -439,8 +439,8 @@ def test_command_records_into_its_root(tiny_run, tmp_path, monkeypatch, capsys):
     command = _command()
     calls = []
 
-    def run_costs(scale, repeats=None, seed=0, log=None):  # the tiny run, not a new one
-        calls.append((scale, repeats, seed))
+    def run_costs(scale, repeats=None, seed=0, log=None, sweep_only=False):  # the tiny run
+        calls.append((scale, repeats, seed, sweep_only))
         return {k: results[k] for k in RUN_COSTS_KEYS}
 
     real_sums = (ROOT / "data" / "costs" / "SHA256SUMS").read_bytes()
@@ -449,7 +449,7 @@ def test_command_records_into_its_root(tiny_run, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(command, "configure", lambda settings: settings)  # keep torch's state
     monkeypatch.setenv("ESSAY_SEED", "0")
     command.main(["--scale", "tiny", "--record"])
-    assert calls == [("tiny", None, 0)]
+    assert calls == [("tiny", None, 0, False)]
     path = tmp_path / "data" / "costs" / "costs_tiny.json"
     assert f"written {path}" in capsys.readouterr().out
     recorded = costs.load_results("tiny", root=tmp_path)
@@ -478,6 +478,40 @@ def test_committed_quick_measurement_loads_and_its_statistics_hold():
     assert stats["compute_ratio"] == pytest.approx(c14["compute_ratio"], rel=1e-12)
     _check_pareto(c14, scale)
     assert c14["queries"] == scale.c14_queries and c14["train_steps"] == scale.c14_steps
+
+
+def test_committed_full_sweep_loads_and_refutes_c13_on_every_size():
+    results = costs.load_results("full", sweep_only=True)
+    scale = costs.COST_SCALES["full"]
+    assert results["sweep_only"] is True and results["c14"] is None
+    assert results["command"] == ("python benchmarks/costs.py --scale full --repeats 1 "
+                                  "--sweep-only --record")
+    assert [(r["d_model"], r["n_layers"]) for r in results["sweep"]] == list(scale.sizes)
+    c13 = costs.c13_statistics(results, min_parameter_span=scale.min_parameter_span)
+    assert c13 == pytest.approx(results["c13"])
+    assert c13["parameter_span"] >= 100
+    # the sweep-only record is not the complete one, and the other way round
+    with pytest.raises(FileNotFoundError, match="--scale full --record"):
+        costs.load_results("full")
+
+
+def test_sweep_only_skips_c14_and_records_under_its_own_name(tmp_path):
+    scale = replace(costs.COST_SCALES["tiny"], sizes=((4, 1), (8, 1)),
+                    flavours=(costs.C13_FLAVOUR,), min_parameter_span=1.0)
+    results = costs.run_costs(scale, repeats=1, sweep_only=True)
+    assert results["c14"] is None and results["sweep_only"] is True
+    assert [r["d_model"] for r in results["sweep"]] == [4, 8]
+    assert results["c13"]["worst_cost_in_epochs"] > 0
+    text = json.dumps({**results, "scale": "tiny"})
+    path = costs.record_results(text, "tiny", root=tmp_path, sweep_only=True)
+    assert path.name == "costs_tiny_sweep.json"
+    assert costs.load_results("tiny", root=tmp_path, sweep_only=True)["c14"] is None
+    with pytest.raises(FileNotFoundError, match="--scale tiny --record"):
+        costs.load_results("tiny", root=tmp_path)
+    # a complete record saved under the sweep-only name is refused
+    costs.record_results(_text(), "tiny", root=tmp_path, sweep_only=True)
+    with pytest.raises(ValueError, match="has C14"):
+        costs.load_results("tiny", root=tmp_path, sweep_only=True)
 
 
 # --- budgets: skip, never crash -------------------------------------------------------------

@@ -1025,14 +1025,19 @@ DEFINITIONS = {
 
 
 def run_costs(scale: str | CostScale = "quick", repeats: int | None = None, seed: int = 0,
-              log=None) -> dict:
-    """The sweep, C14 and the on-paper table: a JSON-ready dict (machine details excluded)."""
+              log=None, sweep_only: bool = False) -> dict:
+    """The sweep, C14 and the on-paper table: a JSON-ready dict (machine details excluded).
+
+    ``sweep_only`` skips C14 (``"c14": None``): the sweep alone, for C13 on bigger networks
+    when C14's trainings would take too long."""
     scale = cost_scale(scale)
     start = time.perf_counter()
     sweep = run_sweep(scale, seed=seed, repeats=repeats, log=log)
-    if log:
-        log("C14: Laplace against a deep ensemble")
-    c14 = run_c14(scale, seed=seed, log=log)
+    c14 = None
+    if not sweep_only:
+        if log:
+            log("C14: Laplace against a deep ensemble")
+        c14 = run_c14(scale, seed=seed, log=log)
     try:
         c13 = c13_statistics(sweep, min_parameter_span=scale.min_parameter_span)
     except ValueError as error:
@@ -1043,6 +1048,7 @@ def run_costs(scale: str | CostScale = "quick", repeats: int | None = None, seed
             "definitions": DEFINITIONS, "budget_flops": scale.budget_flops,
             "budget_bytes": scale.budget_bytes,
             "memory_method": PeakMemory().method,
+            "sweep_only": bool(sweep_only),
             "sweep": sweep, "scaling": scaling_fits(sweep), "c13": c13, "c14": c14,
             "on_paper": paper.to_dict("records"),
             "seconds": time.perf_counter() - start}
@@ -1083,16 +1089,19 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def record_path(scale: str, root: Path | str | None = None) -> Path:
-    """Where the recorded measurement of ``scale`` lives: ``data/costs/costs_<scale>.json``."""
+def record_path(scale: str, root: Path | str | None = None, sweep_only: bool = False) -> Path:
+    """Where the recorded measurement of ``scale`` lives: ``data/costs/costs_<scale>.json``, or
+    ``costs_<scale>_sweep.json`` for a run without C14 (``sweep_only``)."""
     cost_scale(scale)  # a clear error for an unknown scale
-    return Path(root or project_root()) / RECORDS / f"costs_{scale}.json"
+    suffix = "_sweep" if sweep_only else ""
+    return Path(root or project_root()) / RECORDS / f"costs_{scale}{suffix}.json"
 
 
-def record_results(text: str, scale: str, root: Path | str | None = None) -> Path:
+def record_results(text: str, scale: str, root: Path | str | None = None,
+                   sweep_only: bool = False) -> Path:
     """Write a benchmark's JSON ``text`` as the recorded measurement of ``scale`` and update
     the folder's ``SHA256SUMS`` (``sha256sum -c`` format)."""
-    path = record_path(scale, root)
+    path = record_path(scale, root, sweep_only)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     sums = path.parent / CHECKSUMS
@@ -1102,14 +1111,15 @@ def record_results(text: str, scale: str, root: Path | str | None = None) -> Pat
     return path
 
 
-def load_results(scale: str, root: Path | str | None = None) -> dict:
+def load_results(scale: str, root: Path | str | None = None, sweep_only: bool = False) -> dict:
     """The recorded measurement of ``scale``, after checking it against ``SHA256SUMS``.
 
     Raises ``FileNotFoundError`` naming the command that records it when it is missing, and
     ``ValueError`` when its checksum is missing or does not match (an edited or truncated file).
     """
-    path = record_path(scale, root)
-    command = f"python benchmarks/costs.py --scale {scale} --record"
+    path = record_path(scale, root, sweep_only)
+    command = (f"python benchmarks/costs.py --scale {scale} --record"
+               + (" --sweep-only" if sweep_only else ""))
     if not path.is_file():
         raise FileNotFoundError(f"no recorded cost measurement {path}: run `{command}`")
     sums = path.parent / CHECKSUMS
@@ -1124,4 +1134,7 @@ def load_results(scale: str, root: Path | str | None = None) -> dict:
     results = json.loads(path.read_text())
     if results.get("scale") != scale:
         raise ValueError(f"{path} holds scale {results.get('scale')!r}, not {scale!r}")
+    if bool(results.get("sweep_only")) != sweep_only:
+        raise ValueError(f"{path} {'lacks' if results.get('sweep_only') else 'has'} C14, "
+                         f"unlike a {'sweep-only' if sweep_only else 'complete'} record")
     return results

@@ -174,7 +174,11 @@ def power_laws(df: pd.DataFrame, x: str, y: str, *, hue: str, style: str | None 
             raise ValueError(f"a reference line on log axes must be positive, got {reference!r}")
         ax.axhline(reference, color="black", ls=":", lw=1, label=reference_label or None)
     ax.set(xscale="log", yscale="log", xlabel=xlabel or x, ylabel=ylabel or y, title=title)
-    ax.legend(fontsize="small")
+    if len(ax.get_legend_handles_labels()[1]) > 4:  # many fits: the legend goes beside the axes
+        fig.set_size_inches(9.5, 4.8)
+        ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
 
