@@ -447,7 +447,7 @@ def source_markdown(source: str, cite: str | None) -> str:
     return text
 
 
-LEDGER_HEADER = ("Claim", "Source", "Rule", "Measured", "Verdict", "Evidence")
+LEDGER_HEADER = ("Claim", "Verdict", "Source", "Rule", "Measured", "Evidence")
 
 
 def ledger_markdown(table: pd.DataFrame, base: str = "") -> str:
@@ -473,10 +473,10 @@ def ledger_markdown(table: pd.DataFrame, base: str = "") -> str:
             evidence = f"chapter {row.chapter}"
         cells = [
             f"**{row.id}** {_escape(row.claim)}",
+            row.verdict if row.verdict in VERDICTS else f"*{row.verdict}*",
             source_markdown(row.source, row.cite or None),
             _escape(row.rule),
             "; ".join(f"`{k}` = {'/'.join(v)}" for k, v in measured.items()) or "-",
-            row.verdict if row.verdict in VERDICTS else f"*{row.verdict}*",
             evidence,
         ]
         lines.append("| " + " | ".join(cells) + " |")
