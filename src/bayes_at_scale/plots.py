@@ -231,9 +231,11 @@ def pareto(df: pd.DataFrame, x: str, y: str, *, label: str, hue: str, title: str
     fig = Figure()
     ax = fig.subplots()
     sns.scatterplot(data=df, x=x, y=y, hue=hue, style=hue, s=70, ax=ax)
-    for row in df.itertuples(index=False):
+    # labels alternate above and below their points, so neighbours in cost do not overprint
+    for i, row in enumerate(df.sort_values(x).itertuples(index=False)):
         ax.annotate(str(getattr(row, label)), (getattr(row, x), getattr(row, y)),
-                    xytext=(5, 4), textcoords="offset points", fontsize="x-small")
+                    xytext=(5, 4 if i % 2 == 0 else -11), textcoords="offset points",
+                    fontsize="x-small")
     ordered = df.sort_values([x, y], ascending=[True, False])
     front = ordered[ordered[y] > ordered[y].cummax().shift(fill_value=-np.inf)]
     ax.step(front[x], front[y], where="post", color="grey", lw=1, ls="--",
