@@ -623,3 +623,20 @@ def test_glued_values(tmp_path):
     path.write_text(json.dumps(nb))
     assert claims.glued_values(path) == {"a": "0.5", "b": "1.25", "c": "1,770", "d": "two lines"}
     assert float(claims.glued_values(path)["b"]) == 1.25
+
+
+def test_claim_condition_finds_the_rule_on_a_statistic(all_claims):
+    c14 = all_claims["C14"]
+    assert c14.condition("compute_ratio").threshold == 0.2
+    assert c14.condition("auroc_ratio").op == ">="
+    with pytest.raises(KeyError, match="C14 has no condition on 'spearman'"):
+        c14.condition("spearman")
+
+
+def test_prose_helpers():
+    assert [claims.in_words(n) for n in (0, 2, 14, 15)] == ["zero", "two", "fourteen", "15"]
+    assert claims.prose_list(["a"]) == "a"
+    assert claims.prose_list(("a", "b")) == "a and b"
+    assert claims.prose_list(["0.1", "0.2", "0.3"]) == "0.1, 0.2 and 0.3"
+    with pytest.raises(ValueError, match="nothing to list"):
+        claims.prose_list([])

@@ -59,6 +59,13 @@ def _check_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+def _check_hidden(hidden, kinds: tuple[type, ...] = (tuple, list)) -> list[int]:
+    """Hidden layer sizes: a non-empty tuple (or another of ``kinds``) of positive integers."""
+    if not isinstance(hidden, kinds) or not hidden:
+        raise ValueError(f"hidden must be a non-empty tuple of layer sizes, got {hidden!r}")
+    return [_check_int("hidden layer size", h) for h in hidden]
+
+
 def _check_number(name: str, value, low: float | None = None, high: float | None = None,
                   low_open: bool = True, high_open: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -411,9 +418,7 @@ class RewardNet(nn.Module):
         super().__init__()
         self.context_dim = _check_int("context_dim", context_dim)
         self.arm_dim = _check_int("arm_dim", arm_dim)
-        if not isinstance(hidden, (tuple, list)) or not hidden:
-            raise ValueError(f"hidden must be a non-empty tuple of layer sizes, got {hidden!r}")
-        sizes = [_check_int("hidden layer size", h) for h in hidden]
+        sizes = _check_hidden(hidden)
         self.per_arm = bool(per_arm)
         layers, width = [], context_dim if self.per_arm else context_dim + arm_dim
         for h in sizes:
@@ -627,11 +632,7 @@ class NeuralConfig:
     clip_norm: float = 5.0
 
     def __post_init__(self):
-        if not isinstance(self.hidden, tuple) or not self.hidden:
-            raise ValueError(f"hidden must be a non-empty tuple of layer sizes, "
-                             f"got {self.hidden!r}")
-        for h in self.hidden:
-            _check_int("hidden layer size", h)
+        _check_hidden(self.hidden, kinds=(tuple,))
         _check_int("initial_pulls", self.initial_pulls, 0)
         _check_int("retrain_every", self.retrain_every)
         _check_int("train_steps", self.train_steps)

@@ -17,6 +17,7 @@ import json
 import math
 import operator
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,13 @@ class Claim:
     statement: str
     rule: str
     conditions: tuple[Condition, ...]
+
+    def condition(self, statistic: str) -> Condition:
+        """The condition of the rule on ``statistic``."""
+        for c in self.conditions:
+            if c.statistic == statistic:
+                return c
+        raise KeyError(f"claim {self.id} has no condition on {statistic!r}")
 
 
 def _parse_claim(entry: dict) -> Claim:
@@ -415,6 +423,23 @@ def evidence_ledger(paths, claims: dict[str, Claim] | None = None) -> pd.DataFra
         table[column] = [getattr(evidence[cid], column) if cid in evidence else ""
                          for cid in table["id"]]
     return table
+
+
+_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+          "eleven", "twelve", "thirteen", "fourteen")
+
+
+def in_words(n: int) -> str:
+    """A small count as a word, for prose ("fourteen"); larger ones as digits."""
+    return _WORDS[n] if 0 <= n < len(_WORDS) else str(n)
+
+
+def prose_list(values: Sequence[str]) -> str:
+    """Items as prose: "a", "a and b", "a, b and c" (per-seed values, say)."""
+    if not values:
+        raise ValueError("nothing to list")
+    values = list(values)
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
 
 
 def _escape(text: str) -> str:

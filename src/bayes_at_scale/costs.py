@@ -658,6 +658,11 @@ def run_c14(scale: str | CostScale, seed: int = 0, log=None) -> dict:
     entities = world.sample_queries(scale.c14_queries, seed=seed + 1000)
     prompts = world.prompts(entities)
 
+    def detection(scores, wrong) -> dict:
+        """A method's Pareto fields: its score's AUROC at flagging its own wrong answers."""
+        return {"scores": scores, "wrong": wrong, "auroc": metrics.auroc(scores, wrong),
+                "wrong_rate": float(wrong.mean())}
+
     pareto, la = [], {}
     for name in scale.c14_flavours:
         network = members[0] if not la else copy.deepcopy(members[0])  # one model per Laplace
@@ -671,9 +676,7 @@ def run_c14(scale: str | CostScale, seed: int = 0, log=None) -> dict:
                     "fit_seconds_inner": posterior.fit_seconds,
                     "predict_seconds": predict_seconds}
         pareto.append({"method": f"LA {name}", "kind": "Laplace", "members": 1,
-                       "auroc": metrics.auroc(table["mi_LA"].to_numpy(),
-                                              detection_labels(table, "LA")),
-                       "wrong_rate": float(detection_labels(table, "LA").mean()),
+                       **detection(table["mi_LA"].to_numpy(), detection_labels(table, "LA")),
                        "compute_seconds": one_training + fit_seconds + predict_seconds})
         if log:
             log(f"  C14 LA {name}: fit {fit_seconds:.1f} s, predict {predict_seconds:.1f} s")
@@ -687,50 +690,46 @@ def run_c14(scale: str | CostScale, seed: int = 0, log=None) -> dict:
     probs /= probs.sum(axis=-1, keepdims=True)
     first = la[scale.c14_flavours[0]]["table"]
     pareto.insert(0, {"method": "MAP", "kind": "MAP", "members": 1,
-                      "auroc": metrics.auroc(1 - first["confidence_MAP"].to_numpy(),
-                                             detection_labels(first, "MAP")),
-                      "wrong_rate": float(detection_labels(first, "MAP").mean()),
+                      **detection(1 - first["confidence_MAP"].to_numpy(),
+                                  detection_labels(first, "MAP")),
                       "compute_seconds": one_training + forward_seconds[0]})
     for k in range(2, scale.ensemble_size + 1):
         start = time.perf_counter()
         ensemble = _ensemble_answers(world, entities, probs[:k])
         combine = time.perf_counter() - start
-        wrong = detection_labels(ensemble, "ENS")
         pareto.append({"method": f"ensemble x{k}", "kind": "ensemble", "members": k,
-                       "auroc": metrics.auroc(ensemble["mi_ENS"].to_numpy(), wrong),
-                       "wrong_rate": float(wrong.mean()),
+                       **detection(ensemble["mi_ENS"].to_numpy(),
+                                   detection_labels(ensemble, "ENS")),
                        "compute_seconds": k * one_training + sum(forward_seconds[:k]) + combine})
     for row in pareto:
         row["compute_trainings"] = row["compute_seconds"] / one_training
 
     c14 = la[scale.c14_flavours[0]]
-    table = c14["table"]
-    full = pareto[-1]
-    ensemble_predict_seconds = full["compute_seconds"] - scale.ensemble_size * one_training
-    compute_la = one_training + c14["fit_seconds"] + c14["predict_seconds"]
-    wrong_la = detection_labels(table, "LA")
-    auroc_la = metrics.auroc(table["mi_LA"].to_numpy(), wrong_la)
-    ensemble = _ensemble_answers(world, entities, probs)
+    la_row, full = pareto[1], pareto[-1]  # C14's flavour and the whole ensemble
     low, high = metrics.bootstrap_ci(
         lambda a, b, c, d: metrics.auroc(a, b) / metrics.auroc(c, d),
-        table["mi_LA"].to_numpy(), wrong_la, ensemble["mi_ENS"].to_numpy(),
-        detection_labels(ensemble, "ENS"), seed=seed, n_resamples=scale.c14_resamples)
+        la_row["scores"], la_row["wrong"], full["scores"], full["wrong"],
+        seed=seed, n_resamples=scale.c14_resamples)
+    for row in pareto:  # the per-query arrays were only needed for the interval
+        del row["scores"], row["wrong"]
     return {"seed": seed, "queries": scale.c14_queries, "n_samples": scale.c14_samples,
             "model": dict(scale.c14_model), "train_steps": scale.c14_steps,
             "members": scale.ensemble_size, "flavour": scale.c14_flavours[0],
-            "auroc_la": auroc_la, "auroc_ensemble": full["auroc"],
+            "auroc_la": la_row["auroc"], "auroc_ensemble": full["auroc"],
             "auroc_map_confidence": pareto[0]["auroc"],
-            "wrong_rate_la": float(detection_labels(table, "LA").mean()),
-            "wrong_rate_ensemble": full["wrong_rate"],
+            "wrong_rate_la": la_row["wrong_rate"], "wrong_rate_ensemble": full["wrong_rate"],
             "train_seconds": train_seconds, "one_training_seconds": one_training,
             "forward_seconds": forward_seconds,
             "la_fit_seconds": c14["fit_seconds"],
             "la_fit_seconds_inner": c14["fit_seconds_inner"],
             "la_predict_seconds": c14["predict_seconds"],
-            "ensemble_predict_seconds": ensemble_predict_seconds,
-            "compute_la_seconds": compute_la, "compute_ensemble_seconds": full["compute_seconds"],
+            "ensemble_predict_seconds": full["compute_seconds"] - scale.ensemble_size
+            * one_training,
+            "compute_la_seconds": la_row["compute_seconds"],
+            "compute_ensemble_seconds": full["compute_seconds"],
             "pareto": pareto, "auroc_ratio_low": low, "auroc_ratio_high": high,
-            **c14_statistics(auroc_la, full["auroc"], compute_la, full["compute_seconds"])}
+            **c14_statistics(la_row["auroc"], full["auroc"], la_row["compute_seconds"],
+                             full["compute_seconds"])}
 
 
 # --- the claims -----------------------------------------------------------------------------

@@ -120,6 +120,13 @@ class _Fitted:
     fitted: bool = False
     fit_seconds: float | None = None
 
+    def _adopt(self, model: nn.Module, config) -> None:
+        """Keep ``config`` and an evaluation-mode copy of ``model``: laplace-torch attaches hooks
+        to the network it is given, so every posterior gets its own copy."""
+        self.config = config
+        self.model = copy.deepcopy(model)
+        self.model.eval()
+
     def _require_fitted(self) -> None:
         if not self.fitted:
             raise RuntimeError("the posterior is not fitted: call fit(loader) first")
@@ -164,11 +171,9 @@ class Posterior(_Fitted):
         if config.backend not in BACKENDS:
             raise ValueError(f"unknown curvature backend {config.backend!r}: expected one of "
                              f"{tuple(BACKENDS)}")
-        self.config = config
-        self.model = copy.deepcopy(model)  # laplace-torch attaches hooks: one copy per posterior
+        self._adopt(model, config)
         for name, p in self.model.named_parameters():
             p.requires_grad_(not name.startswith(config.freeze))
-        self.model.eval()
         kwargs = {"last_layer_name": config.last_layer_name} \
             if config.subset_of_weights == "last_layer" else {}
         self.la = Laplace(
@@ -334,6 +339,19 @@ class _ScalarReward(_Fitted):
     """Predictions of a scalar latent reward ``f(z)``, shared by the regression and the
     Bradley-Terry posteriors: inputs ``(B, features)``, in chunks of ``predict_batch``."""
 
+    @staticmethod
+    def _check_setup(model, config, config_type: type, posterior: str, network: str,
+                     likelihood: str) -> None:
+        """The checks both reward posteriors make of their network and configuration."""
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"a {posterior} needs a torch nn.Module, got {type(model).__name__}")
+        if not isinstance(config, config_type):
+            raise TypeError(f"config must be a {config_type.__name__}, got "
+                            f"{type(config).__name__}")
+        if config.likelihood != likelihood:
+            raise ValueError(f"a {network} needs the {likelihood} likelihood, "
+                             f"got {config.likelihood!r}")
+
     def _check(self, x: torch.Tensor) -> None:
         self._require_fitted()
         _check_reward_inputs(x, "x")
@@ -384,15 +402,8 @@ class RewardPosterior(_ScalarReward):
 
     def __init__(self, model: nn.Module,
                  config: RewardPosteriorConfig = REWARD_FLAVOURS[DEFAULT_REWARD_FLAVOUR]):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"a reward posterior needs a torch nn.Module, got "
-                            f"{type(model).__name__}")
-        if not isinstance(config, RewardPosteriorConfig):
-            raise TypeError(f"config must be a RewardPosteriorConfig, got "
-                            f"{type(config).__name__}")
-        if config.likelihood != "regression":
-            raise ValueError(f"a reward model needs the regression likelihood, "
-                             f"got {config.likelihood!r}")
+        self._check_setup(model, config, RewardPosteriorConfig, "reward posterior",
+                          "reward model", "regression")
         if config.backend not in BACKENDS:
             raise ValueError(f"unknown curvature backend {config.backend!r}: expected one of "
                              f"{tuple(BACKENDS)}")
@@ -407,9 +418,7 @@ class RewardPosterior(_ScalarReward):
             if not isinstance(layer, nn.Linear) or layer.out_features != 1:
                 raise ValueError(f"last_layer_name {config.last_layer_name!r} must name an "
                                  f"nn.Linear with one output in the reward model")
-        self.config = config
-        self.model = copy.deepcopy(model)  # laplace-torch attaches hooks: one copy per posterior
-        self.model.eval()
+        self._adopt(model, config)
         kwargs = {"last_layer_name": config.last_layer_name} \
             if config.subset_of_weights == "last_layer" else {}
         self.la = Laplace(
@@ -538,15 +547,8 @@ class PreferencePosterior(_ScalarReward):
 
     def __init__(self, model: nn.Module,
                  config: PreferencePosteriorConfig = PreferencePosteriorConfig()):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"a preference posterior needs a torch nn.Module, got "
-                            f"{type(model).__name__}")
-        if not isinstance(config, PreferencePosteriorConfig):
-            raise TypeError(f"config must be a PreferencePosteriorConfig, got "
-                            f"{type(config).__name__}")
-        if config.likelihood != "reward_modeling":
-            raise ValueError(f"a preference reward model needs the reward_modeling likelihood, "
-                             f"got {config.likelihood!r}")
+        self._check_setup(model, config, PreferencePosteriorConfig, "preference posterior",
+                          "preference reward model", "reward_modeling")
         combination = (config.subset_of_weights, config.hessian_structure, config.backend)
         if combination not in _PREFERENCE_SUPPORTED:
             raise ValueError(f"unsupported (subset_of_weights, hessian_structure, backend) "
@@ -562,9 +564,7 @@ class PreferencePosterior(_ScalarReward):
             raise ValueError(f"last_layer_name {config.last_layer_name!r} must name an nn.Linear "
                              f"with one output and no bias in the reward model (a Bradley-Terry "
                              f"likelihood cannot identify a constant reward offset)")
-        self.config = config
-        self.model = copy.deepcopy(model)  # laplace-torch attaches hooks: one copy per posterior
-        self.model.eval()
+        self._adopt(model, config)
         self.la = Laplace(
             self.model, config.likelihood, subset_of_weights=config.subset_of_weights,
             hessian_structure=config.hessian_structure, prior_precision=config.prior_precision,

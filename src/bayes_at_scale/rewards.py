@@ -55,7 +55,7 @@ from scipy.special import gammaln
 from torch import nn
 
 from . import metrics
-from .bandits import _check_int, _check_number, _seed_from
+from .bandits import _check_hidden, _check_int, _check_number, _seed_from
 from .facts import FactWorld, _check_threshold, answer_outcome, graded_score
 from .models import CausalLM
 from .posteriors import PreferencePosterior, PreferencePosteriorConfig, preference_loader
@@ -187,11 +187,9 @@ class PreferenceNet(nn.Module):
     def __init__(self, dim: int, hidden: tuple[int, ...] = (64, 64)):
         super().__init__()
         self.dim = _check_int("dim", dim)
-        if not isinstance(hidden, (tuple, list)) or not hidden:
-            raise ValueError(f"hidden must be a non-empty tuple of layer sizes, got {hidden!r}")
         layers, width = [], self.dim
-        for h in hidden:
-            layers += [nn.Linear(width, _check_int("hidden layer size", h)), nn.ReLU()]
+        for h in _check_hidden(hidden):
+            layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, 1, bias=False)
@@ -224,11 +222,7 @@ class RewardModelConfig:
     weight_decay: float = 1e-2
 
     def __post_init__(self):
-        if not isinstance(self.hidden, tuple) or not self.hidden:
-            raise ValueError(f"hidden must be a non-empty tuple of layer sizes, "
-                             f"got {self.hidden!r}")
-        for h in self.hidden:
-            _check_int("hidden layer size", h)
+        _check_hidden(self.hidden, kinds=(tuple,))
         _check_int("steps", self.steps)
         _check_number("lr", self.lr, 0.0)
         _check_number("weight_decay", self.weight_decay, 0.0, low_open=False)
