@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine with Python 3.11 and pip:
 #   make book   install the pinned environment, execute every chapter, render _build/html
 #   make test   install likewise and run the whole test suite
-# Other targets: make references (re-bless the executed reference notebooks),
+# Other targets: make test-fast (the unit tests only, under a minute),
+#                make references (re-bless the executed reference notebooks),
 #                make benchmark (time every chapter's execution),
 #                make costs (what a posterior costs, in training epochs), make clean.
 
@@ -14,7 +15,7 @@ QUICK  := ESSAY_SCALE=quick ESSAY_SEED=0 ESSAY_THREADS=2 ESSAY_DTYPE=float32 PYT
 # In number order: the verdict chapter reads the references blessed before it.
 CHAPTERS := $(sort $(wildcard chapters/[0-9]*.md))
 
-.PHONY: install browser book test references benchmark costs clean
+.PHONY: install browser book test test-fast references benchmark costs clean
 
 install: $(STAMP)
 
@@ -31,7 +32,7 @@ $(STAMP): requirements.lock pyproject.toml
 book: install
 	rm -rf _build/html
 	@mkdir -p _build && touch _build/.book-started
-	$(QUICK) $(BIN)/jupyter-book build --all -W --keep-going .
+	$(QUICK) ESSAY_RECORDS=_build/records $(BIN)/jupyter-book build --all -W --keep-going .
 	@mv _build/.book-started _build/html/.build-ok
 	@echo "The book is in _build/html/index.html"
 
@@ -46,12 +47,19 @@ browser:
 	fi
 
 test: install browser
-	$(QUICK) $(BIN)/python -m pytest
+	$(QUICK) ESSAY_RECORDS= $(BIN)/python -m pytest
 
+# The unit tests alone (no training-heavy tests, no nbval, no book build): under a minute.
+test-fast: install
+	$(QUICK) ESSAY_RECORDS= $(BIN)/python -m pytest -m "not slow and not book" -n 2 tests
+
+# Each chapter's verdict records (tests/references/records/<claim>.json) are written beside its
+# reference notebook; the verdict chapter, blessed last, reads them.
 references: install
+	@rm -rf tests/references/records
 	@for md in $(CHAPTERS); do \
 	  out=tests/references/$$(basename $$md .md).ipynb; echo "blessing $$out"; \
-	  $(QUICK) $(BIN)/jupytext --to ipynb --execute --output $$out $$md || exit 1; \
+	  $(QUICK) ESSAY_RECORDS=tests/references/records $(BIN)/jupytext --to ipynb --execute --output $$out $$md || exit 1; \
 	done
 
 benchmark: install

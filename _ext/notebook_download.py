@@ -1,15 +1,15 @@
-"""This build's executed notebooks: complete in ``_build/jupyter_execute``, and downloadable.
+"""This build's executed notebooks: downloadable, with their outputs.
 
 MyST-NB writes every notebook page it reads to ``_build/jupyter_execute/<page>.ipynb``.  When a
 page is executed during the build that file carries its outputs; when its outputs come from the
 execution cache (jupyter-cache: the page's code is unchanged since an earlier build), MyST-NB
-renders the cached outputs but writes the notebook *without* them.  Anything that reads "this
-build's executed chapters" from that folder - the claims ledger on the front page, the verdict
-chapter - would then find no verdicts.  Two hooks fix both that and the missing download:
+renders the cached outputs but writes the notebook *without* them, and a reader who downloads
+it would get a notebook without results.  Two hooks fix that:
 
-* ``doctree-read`` (right after MyST-NB has read a page, and before the next page is read):
-  if the page's outputs came from the cache, rewrite its notebook in ``jupyter_execute`` with
-  those outputs merged in, exactly as the cache holds them;
+* ``doctree-read`` (right after MyST-NB has read a page): if the page's outputs came from the
+  cache, rewrite its notebook in ``jupyter_execute`` with those outputs merged in, exactly as
+  the cache holds them (the book's one merge from jupyter-cache: nothing else reads these
+  notebooks; the ledger reads the verdict records the chapters write);
 * ``html-page-context`` (before sphinx-book-theme builds its header buttons): copy the page's
   executed notebook to ``_build/html/_sources/<page>.ipynb``, with the outputs that ``glue``
   recorded for the prose (figures, mainly) made displayable again, and set ``ipynb_source``,

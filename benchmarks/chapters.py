@@ -4,9 +4,14 @@
     python benchmarks/chapters.py chapters/01_*.md   # some chapters
 
 Each chapter runs in a fresh kernel in its own folder, exactly as the book build runs it, with
-the scale, seed and thread count of the environment (``ESSAY_*``).  Wall time per chapter and for
-its slowest cell go to stdout; the same numbers, with the machine and settings, are written as
-JSON to ``_build/benchmarks/chapters.json``.
+the scale, seed, thread and worker counts of the environment (``ESSAY_*``).  Wall time per
+chapter and for its slowest cell go to stdout, each judged against its budget: every chapter
+must execute in :data:`CHAPTER_BUDGET` seconds, and all of them together in
+:data:`BOOK_BUDGET` seconds (a cold ``make book`` - install, execution and rendering - must
+take at most ten minutes on two cores; the install and the rendering take about two of them).
+A line over its budget is marked ``OVER``, and the command exits with status 1 if any is.
+The same numbers, with the machine, its core count and the settings, are written as JSON to
+``_build/benchmarks/chapters.json``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ import jupytext
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Seconds one chapter may take to execute at the quick scale on two cores.
+CHAPTER_BUDGET = 150.0
+#: Seconds the chapters may take together: ten minutes for a cold `make book`, less about two
+#: for the install and the rendering.
+BOOK_BUDGET = 480.0
 
 
 def run(chapter: Path) -> dict:
@@ -43,25 +53,42 @@ def run(chapter: Path) -> dict:
             "code_cells": len(cell_times)}
 
 
-def main(argv: list[str]) -> None:
+def verdict(seconds: float, budget: float) -> str:
+    """``ok`` within the budget, ``OVER`` beyond it."""
+    return "ok" if seconds <= budget else "OVER"
+
+
+def main(argv: list[str]) -> int:
     chapters = [Path(a).resolve() for a in argv] or sorted((ROOT / "chapters").glob("[0-9]*.md"))
     settings = {k: v for k, v in os.environ.items() if k.startswith("ESSAY_")}
-    print(f"{'chapter':<32} {'seconds':>8} {'slowest cell':>13}   ({settings or 'defaults'}, "
-          f"{os.cpu_count()} cores)")
+    print(f"{'chapter':<32} {'seconds':>8} {'budget':>7} {'':>4} {'slowest cell':>13}   "
+          f"({settings or 'defaults'}, {os.cpu_count()} cores)")
     rows = []
     for chapter in chapters:
         row = run(chapter)
+        row["budget"] = CHAPTER_BUDGET
+        row["within_budget"] = row["seconds"] <= CHAPTER_BUDGET
         rows.append(row)
-        print(f"{row['chapter']:<32} {row['seconds']:>8.1f} {row['slowest_cell_seconds']:>13.1f}",
+        print(f"{row['chapter']:<32} {row['seconds']:>8.1f} {CHAPTER_BUDGET:>7.0f} "
+              f"{verdict(row['seconds'], CHAPTER_BUDGET):>4} {row['slowest_cell_seconds']:>13.1f}",
               flush=True)
-    print(f"{'total':<32} {sum(r['seconds'] for r in rows):>8.1f}")
+    total = round(sum(r["seconds"] for r in rows), 1)
+    print(f"{'total':<32} {total:>8.1f} {BOOK_BUDGET:>7.0f} {verdict(total, BOOK_BUDGET):>4}")
+    over = [r["chapter"] for r in rows if not r["within_budget"]]
+    if total > BOOK_BUDGET:
+        over.append("total")
     out = ROOT / "_build" / "benchmarks" / "chapters.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"settings": settings, "machine": platform.platform(),
                                "cores": os.cpu_count(), "python": sys.version.split()[0],
+                               "chapter_budget": CHAPTER_BUDGET, "book_budget": BOOK_BUDGET,
+                               "total_seconds": total, "over_budget": over,
                                "chapters": rows}, indent=2))
     print(f"written {out.relative_to(ROOT)}")
+    print("over budget: " + ", ".join(over) if over else "every chapter and the total are within "
+          "budget")
+    return 1 if over else 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

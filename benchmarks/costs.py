@@ -6,11 +6,13 @@
 
 In one process, on chapter 4's fact world, for each model size of a sweep spanning two orders
 of magnitude of parameters: one training epoch (one full-batch ``train_map`` step over the
-count-weighted corpus), every Laplace flavour of ``bayes_at_scale.posteriors.FLAVOURS`` (fit plus
-marginal-likelihood prior; skipped with the reason when its predicted time or memory exceeds the
-scale's budget), the predictive per 1000 queries (closed-form probit and sampled), and a
-5-member deep ensemble's training; then C14 (Laplace against the ensemble on chapter 4's
-hallucination detection) and the on-paper LLM table.  Definitions: ``bayes_at_scale.costs``.
+count-weighted corpus), every Laplace flavour of ``bayes_at_scale.core.posteriors.FLAVOURS``
+(fit plus marginal-likelihood prior; skipped with the reason when its predicted time or memory
+exceeds the scale's budget), the predictive per 1000 queries (closed-form probit and sampled),
+and a 5-member deep ensemble's training; then C14 (Laplace against the ensemble on chapter 4's
+hallucination detection) and the on-paper LLM table.  The experiment:
+``bayes_at_scale.experiments.the_bill``; the definitions of what is measured:
+``bayes_at_scale.core.profiling``.
 
 Threads, dtype and the default scale and seed come from the ``ESSAY_*`` environment variables.
 A table goes to stdout, progress to stderr, and everything - with the command line, scale, torch
@@ -35,8 +37,9 @@ from pathlib import Path
 
 import torch
 
-from bayes_at_scale import costs
-from bayes_at_scale.settings import configure, from_env
+from bayes_at_scale.core import profiling
+from bayes_at_scale.core.settings import configure, from_env
+from bayes_at_scale.experiments import the_bill
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +60,7 @@ def _jsonable(value):
 def parse(argv: list[str]) -> argparse.Namespace:
     settings = from_env()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scale", choices=tuple(costs.COST_SCALES), default=settings.scale,
+    parser.add_argument("--scale", choices=tuple(the_bill.RECIPES), default=settings.scale,
                         help="tiny (tests), quick (about a minute on 2 cores) or full; "
                              "default: ESSAY_SCALE")
     parser.add_argument("--repeats", type=int, default=None,
@@ -80,7 +83,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def print_table(results: dict) -> None:
-    table = costs.cost_table(results)
+    table = profiling.cost_table(results)
     print(f"\nscale {results['scale']}: every time also as a ratio to one epoch of the same "
           f"model ({results['threads']} threads, {results['repeats']} repeat(s), medians)")
     header = (f"{'d':>4} {'L':>2} {'params':>8} {'epoch ms':>9}  {'method':<34} {'fit s':>8} "
@@ -130,8 +133,8 @@ def main(argv: list[str]) -> dict:
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
-    results = costs.run_costs(args.scale, repeats=args.repeats, seed=args.seed, log=log,
-                              sweep_only=args.sweep_only)
+    results = the_bill.run_costs(args.scale, repeats=args.repeats, seed=args.seed, log=log,
+                                 sweep_only=args.sweep_only)
     results = {"command": shlex.join(["python", "benchmarks/costs.py", *argv]),
                "timestamp": stamp, "torch": torch.__version__,
                "laplace_torch": importlib.metadata.version("laplace-torch"),
@@ -143,7 +146,7 @@ def main(argv: list[str]) -> dict:
     print_table(results)
     text = json.dumps(_jsonable(results), indent=2) + "\n"
     if args.record:
-        out = costs.record_results(text, args.scale, root=ROOT, sweep_only=args.sweep_only)
+        out = the_bill.record_results(text, args.scale, root=ROOT, sweep_only=args.sweep_only)
     else:
         out = args.output or ROOT / "_build" / "benchmarks" / f"costs_{args.scale}.json"
         out.parent.mkdir(parents=True, exist_ok=True)

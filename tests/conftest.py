@@ -3,7 +3,7 @@
 Everything here is small, seeded and deterministic.  Torch runs on one thread (the suite is
 meant to run in well under a minute on two cores, with or without pytest-xdist), matplotlib
 draws off-screen, and every test gets the global torch state (default dtype, thread count)
-restored after it, so a test that calls :func:`bayes_at_scale.settings.configure` cannot leak
+restored after it, so a test that calls :func:`bayes_at_scale.core.settings.configure` cannot leak
 into the next one.
 """
 
@@ -23,7 +23,10 @@ import pytest
 import torch
 from hypothesis import settings as hypothesis_settings
 
-from bayes_at_scale import corpora, models, settings, training
+from bayes_at_scale.worlds import fragments as corpora
+from bayes_at_scale.core import models
+from bayes_at_scale.core import settings
+from bayes_at_scale.core import training
 
 hypothesis_settings.register_profile("essay", max_examples=50, deadline=None, derandomize=True,
                                      database=None)
@@ -128,3 +131,14 @@ def trained_tiny():
         losses = training.train_map(model, *corpus.next_token_counts(), steps=200, lr=3e-2,
                                     seed=0, progress=False)
     return corpus, model, losses
+
+
+# --- markers ------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config, items):
+    """nbval's items (the reference notebooks re-executed) are part of the ``book`` tests, which
+    ``make test-fast`` leaves out (``-m "not slow and not book"``)."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.book)

@@ -1,9 +1,16 @@
 """The rendered site, as a reader's browser sees it, with no network.
 
-A session fixture builds the book (``jupyter-book build --all -W --keep-going .`` at the quick
-scale, the Makefile's QUICK settings) unless ``_build/html`` comes from a successful build that
-started after the last change to any source; ``make book`` and this fixture both leave that
-stamp.  The built site is then served from a thread on 127.0.0.1 and every HTML page of it is
+A session fixture renders the book from the reference notebooks that nbval checks in the same
+test run, without executing them again: it fills a fresh jupyter-cache with the executed
+reference notebooks (``tests/references/*.ipynb``, whose code ``tests/test_references.py``
+keeps equal to the chapters'), then builds with ``jupyter-book build --all -W --keep-going
+--path-output _build/site .`` at the quick scale, so that every chapter's outputs come from that
+cache and only the verdict chapter (``execution_mode: force``, a few seconds) runs; the ledger
+reads the blessed records, ``tests/references/records``.  A chapter that the build executes
+anyway - its reference does not match it - fails the test.  The build is skipped when
+``_build/site/_build/html`` comes from a successful build that started after the last change to
+any source, references included.  ``make book`` (``_build/html``, executing every chapter) is a
+separate build.  The built site is then served from a thread on 127.0.0.1 and every HTML page of it is
 opened in headless Chromium (Debian's ``/usr/bin/chromium``, driven by playwright; playwright's
 own browsers are never downloaded): one test per page of the table of contents (plus the index
 and search pages), one more for the generated rest (module source pages).  For each page it
@@ -39,8 +46,13 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
+pytestmark = pytest.mark.book  # renders the whole book: make test-fast skips it
+
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
+SITE = ROOT / "_build" / "site"              # the browser test's build: --path-output
+HTML = SITE / "_build" / "html"
+CACHE = SITE / "_build" / ".jupyter_cache"   # where myst-nb looks for this build's outputs
+REFERENCES = ROOT / "tests" / "references"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 BUILD_LOG = ROOT / "_build" / "site-build.log"
 # Written (with the build's start time as its mtime) only after a successful -W build.
@@ -107,9 +119,33 @@ def sources() -> list[Path]:
         for folder, dirs, files in os.walk(ROOT):
             dirs[:] = [d for d in dirs if d not in NOT_SOURCES]
             names += [str((Path(folder) / f).relative_to(ROOT)) for f in files]
-    return [ROOT / name for name in names
-            if not NOT_SOURCES.intersection(Path(name).parts) and name != "README.md"
-            and not name.endswith(".pyc") and (ROOT / name).is_file()]
+    inputs = [ROOT / name for name in names
+              if not NOT_SOURCES.intersection(Path(name).parts) and name != "README.md"
+              and not name.endswith(".pyc") and (ROOT / name).is_file()]
+    # the site's outputs come from the reference notebooks and their records
+    return inputs + sorted(REFERENCES.glob("*.ipynb")) + sorted(REFERENCES.glob("records/*"))
+
+
+def seed_cache() -> list[str]:
+    """A fresh jupyter-cache holding every executed reference notebook, keyed as myst-nb keys a
+    chapter (its code cells), so the build takes each chapter's outputs from its reference.
+    Returns the chapters cached."""
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    shutil.rmtree(CACHE, ignore_errors=True)
+    cache = get_cache(CACHE)
+    cached = []
+    for reference in sorted(REFERENCES.glob("[0-9]*.ipynb")):
+        nb = nbformat.read(reference, as_version=4)
+        for cell in nb.cells:
+            cell.metadata.pop("execution", None)  # nbclient's timings are not part of the key
+        chapter = ROOT / "chapters" / f"{reference.stem}.md"
+        cache.cache_notebook_bundle(CacheBundleIn(nb, str(chapter)), check_validity=False,
+                                    overwrite=True)
+        cached.append(reference.stem)
+    return cached
 
 
 def stale_reason() -> str | None:
@@ -128,24 +164,34 @@ def stale_reason() -> str | None:
 
 @pytest.fixture(scope="session")
 def site() -> Path:
-    """_build/html, built now unless a successful build since the last source change exists."""
+    """The site rendered from the reference notebooks, unless an up-to-date build exists."""
     reason = stale_reason()
     if reason is not None:
         started = time.time()
         # A fresh output folder: pages of chapters since removed must not linger in the site.
-        # (Execution results are cached in _build/.jupyter_cache, which stays.)
         shutil.rmtree(HTML, ignore_errors=True)
         BUILD_LOG.parent.mkdir(exist_ok=True)
+        cached = seed_cache()
         jupyter_book = Path(sys.executable).with_name("jupyter-book")
+        env = {k: v for k, v in os.environ.items() if k != "ESSAY_RECORDS"}
         with BUILD_LOG.open("w") as log:
-            print(f"building the book: {reason}", file=log, flush=True)
+            print(f"building the site from the reference notebooks: {reason}", file=log,
+                  flush=True)
             done = subprocess.run(
-                [str(jupyter_book), "build", "--all", "-W", "--keep-going", "."],
-                cwd=ROOT, env={**os.environ, **QUICK}, stdout=log, stderr=subprocess.STDOUT)
+                [str(jupyter_book), "build", "--all", "-W", "--keep-going",
+                 "--path-output", str(SITE.relative_to(ROOT)), "."],
+                cwd=ROOT, env={**env, **QUICK}, stdout=log, stderr=subprocess.STDOUT)
+        text = BUILD_LOG.read_text()
         if done.returncode != 0:
-            tail = "".join(BUILD_LOG.read_text().splitlines(keepends=True)[-40:])
+            tail = "".join(text.splitlines(keepends=True)[-40:])
             pytest.fail(f"jupyter-book build failed (exit {done.returncode}); full log in "
                         f"{BUILD_LOG.relative_to(ROOT)}:\n{tail}", pytrace=False)
+        executed = [stem for stem in cached if re.search(
+            rf"{re.escape(stem)}[^\n]*Executing notebook", text)]
+        if executed:
+            pytest.fail(f"the site build executed {executed} instead of rendering their "
+                        f"reference notebooks: a reference no longer matches its chapter "
+                        f"(see {BUILD_LOG.relative_to(ROOT)})", pytrace=False)
         STAMP.touch()
         os.utime(STAMP, (started, started))
     return HTML

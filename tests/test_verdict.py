@@ -1,34 +1,38 @@
-"""The verdict chapter's ledger agrees with the chapters it summarises.
+"""The verdict chapter's ledger agrees with the records of the chapters it summarises.
 
-``tests/references/08_verdict.ipynb`` is the closing chapter executed against the other chapters'
-reference notebooks. Its ledger must list every registered claim once, with the verdict and the
-statistics that the claim's own chapter printed (or "not yet tested" where that chapter has no
-reference yet), and link to a section that exists in that chapter. nbval re-executes the
-notebook and compares the ledger cell's output, so a chapter re-blessed with a new verdict and a
-verdict chapter left as it was fail the suite until ``make references`` brings them together.
+Every chapter records its verdicts as it prints them (``claims.report`` with ``ESSAY_RECORDS``
+set); ``make references`` blesses those records in ``tests/references/records`` beside the
+reference notebooks. ``tests/references/08_verdict.ipynb`` is the closing chapter executed
+against them. Its ledger must list every registered claim once, with the verdict and the
+statistics of the claim's record (or "not yet tested" where there is none) and a reference to
+the label of the section that printed the verdict; each record must say what its chapter's
+reference notebook printed. nbval re-executes the verdict chapter and compares the ledger
+cell's output, so a chapter re-blessed with a new verdict and a verdict chapter left as it was
+fail the suite until ``make references`` brings them together.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 from markdown_it.renderer import RendererHTML
-from markdown_it.tree import SyntaxTreeNode
 from myst_parser.config.main import MdParserConfig
-from myst_parser.mdit_to_docutils.base import compute_unique_slug
 from myst_parser.parsers.mdit import create_md_parser
 
-from bayes_at_scale import claims
+from bayes_at_scale.book import claims, ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCES = ROOT / "tests" / "references"
+RECORDS = ROOT / ledger.BLESSED
 VERDICT = REFERENCES / "08_verdict.ipynb"
 CHECK = "nbval-check-output"
-LINK = re.compile(r"^\[[^\]]*\]\(([^)#]+)\.md(?:#([^)]*))?\)$")
+#: The settings ``make references`` blesses with (the Makefile's QUICK).
+QUICK = {"scale": "quick", "seed": 0, "threads": 2, "dtype": "float32"}
 
 
 def _outputs(cell, kind: str) -> str:
@@ -55,7 +59,7 @@ def _split(row: str) -> list[str]:
 def ledger_rows(ledger_cell) -> dict[str, dict[str, str]]:
     lines = _outputs(ledger_cell, "text/markdown").strip().splitlines()
     header = _split(lines[0])
-    assert header == list(claims.LEDGER_HEADER)
+    assert header == list(ledger.LEDGER_HEADER)
     rows = {}
     for line in lines[2:]:
         row = dict(zip(header, _split(line)))
@@ -66,21 +70,28 @@ def ledger_rows(ledger_cell) -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def chapter_verdicts() -> dict[str, tuple[str, Path]]:
-    """Every verdict line in the chapters' references, with the reference that printed it."""
+def records() -> dict[str, claims.Record]:
+    assert RECORDS.is_dir(), f"no blessed verdict records in {RECORDS}: run `make references`"
+    return ledger.read_records(RECORDS)
+
+
+@pytest.fixture(scope="module")
+def printed() -> dict[str, tuple[str, Path]]:
+    """Every verdict line the chapters' references printed, with the reference that printed it."""
     found = {}
     for path in sorted(REFERENCES.glob("[0-9]*.ipynb")):
         if path != VERDICT:
-            for cid, line in claims.verdicts_from_notebooks([path]).items():
-                found[cid] = (line, path)
+            for cell in nbformat.read(path, as_version=4).cells:
+                for cid, line in claims.parse_verdict_lines(_outputs(cell, "stdout")).items():
+                    found[cid] = (line, path)
     return found
 
 
 def test_the_ledger_cell_is_compared_by_nbval(ledger_cell):
     assert CHECK in ledger_cell.metadata.get("tags", [])
-    printed = _outputs(ledger_cell, "stdout")
-    assert printed.startswith("Verdicts read from the committed reference notebooks: ")
-    assert not claims.parse_verdict_lines(printed)
+    text = _outputs(ledger_cell, "stdout")
+    assert text.startswith("Verdicts read from the committed reference notebooks: ")
+    assert not claims.parse_verdict_lines(text)
 
 
 def test_every_registered_claim_appears_once_in_order(ledger_rows):
@@ -88,73 +99,143 @@ def test_every_registered_claim_appears_once_in_order(ledger_rows):
     assert list(ledger_rows) == [entry["id"] for entry in registered]
 
 
-def test_every_verdict_equals_its_chapters_verdict_line(ledger_rows, chapter_verdicts):
+def test_every_ledger_row_agrees_with_its_record(ledger_rows, records):
     registered = claims.load_claims()
     for cid, row in ledger_rows.items():
-        if cid not in chapter_verdicts:
+        chapter = registered[cid].chapter
+        if cid not in records:
             assert row["Verdict"] == f"*{claims.NOT_TESTED}*", (
-                f"{cid} has a verdict in the ledger but none in its chapter")
+                f"{cid} has a verdict in the ledger but no record")
+            assert (row["Measured"], row["Evidence"]) == ("-", f"chapter {chapter}")
             continue
-        line, path = chapter_verdicts[cid]
-        m = claims.LINE.match(line)
-        assert row["Verdict"] == m.group(2), (
-            f"{cid}: the ledger says {row['Verdict']}, {path.name} says {m.group(2)}; "
+        record = records[cid]
+        assert row["Verdict"] == record.verdict, (
+            f"{cid}: the ledger says {row['Verdict']}, its record {record.verdict}; "
             f"re-bless the verdict chapter")
-        measured = "; ".join(f"`{k}` = {'/'.join(v)}"
-                             for k, v in claims.parse_measured(m.group(3)).items())
-        assert row["Measured"] == measured
-        assert int(path.name[:2]) == registered[cid].chapter
+        assert row["Measured"] == ledger.measured_markdown(record.printed)
+        assert row["Evidence"] == f"ch. {chapter}, \N{SECTION SIGN} {{ref}}`claim-{cid.lower()}`"
+        assert (record.chapter, record.anchor) == (chapter, f"claim-{cid.lower()}")
 
 
-def _myst_slugs(markdown_cells: list[str], levels: int) -> list[str]:
-    """The heading anchors MyST gives a notebook's markdown cells, in order."""
+def test_every_record_says_what_its_chapter_printed(records, printed):
+    assert set(records) == set(printed), "records and printed verdict lines name other claims"
+    for cid, record in records.items():
+        line, path = printed[cid]
+        assert record.line == line, f"{cid}: the record and {path.name} disagree"
+        assert (record.claim, record.verdict, record.measured, record.rule) == \
+            claims.LINE.match(line).groups()
+        assert record.document == path.stem and int(path.stem[:2]) == record.chapter
+
+
+def test_records_are_blessed_at_the_quick_scale_in_canonical_form(records):
+    for cid, record in records.items():
+        assert record.settings == QUICK, f"{cid} was recorded with {record.settings}"
+        assert (RECORDS / f"{cid}.json").read_text() == record.to_json()
+
+
+def _tokens(markdown: str) -> list[tuple[str, object]]:
+    """The top-level blocks of a markdown cell, in order: ``("label", name)``,
+    ``("heading", level)`` or ``("other", type)`` (a paragraph, a directive...)."""
     parser = create_md_parser(MdParserConfig(enable_extensions={"dollarmath", "colon_fence"}),
                               RendererHTML)
-    slugs: dict[str, None] = {}
-    for text in markdown_cells:
-        for node in SyntaxTreeNode(parser.parse(text)).walk():
-            if node.type == "heading" and int(node.tag[1]) <= levels:
-                slugs[compute_unique_slug(node, slugs)] = None
-    return list(slugs)
+    found = []
+    for token in parser.parse(markdown):
+        if token.type == "myst_target":
+            found.append(("label", token.content))
+        elif token.type == "heading_open":
+            found.append(("heading", int(token.tag[1])))
+        elif token.level == 0 and token.nesting >= 0:
+            found.append(("other", token.type))
+    return found
 
 
-def _markdown_cells(path: Path) -> list[str]:
-    return [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+def test_every_anchor_labels_the_section_that_printed_the_verdict(records):
+    """``(claim-cN)=`` stands right above a heading (under other labels at most), and the cell
+    that printed claim N's verdict lies in that heading's section."""
+    for cid, record in records.items():
+        cells = nbformat.read(REFERENCES / f"{record.document}.ipynb", as_version=4).cells
+        # each cell's labels and headings, in order, with the cell's index
+        marks = [(i, kind, value) for i, cell in enumerate(cells) if cell.cell_type == "markdown"
+                 for kind, value in _tokens(cell.source)]
+        at = [n for n, (_, kind, value) in enumerate(marks)
+              if (kind, value) == ("label", record.anchor)]
+        assert len(at) == 1, f"{record.document} must label one section ({record.anchor})=, " \
+                             f"found {len(at)}"
+        heading = next((n for n in range(at[0] + 1, len(marks)) if marks[n][1] != "label"),
+                       None)
+        assert heading is not None and marks[heading][1] == "heading", (
+            f"({record.anchor})= is not directly above a heading in {record.document}")
+        start, level = marks[heading][0], marks[heading][2]
+        end = next((i for i, kind, value in marks[heading + 1:]
+                    if kind == "heading" and value <= level), len(cells))
+        printing = [i for i, cell in enumerate(cells) if cell.cell_type == "code"
+                    and cid in claims.parse_verdict_lines(_outputs(cell, "stdout"))]
+        assert len(printing) == 1 and start <= printing[0] < end, (
+            f"{cid}'s verdict is not printed in the section labelled {record.anchor}")
 
 
-def test_every_link_goes_to_an_existing_section_of_the_claims_chapter(ledger_rows,
-                                                                      chapter_verdicts):
-    for cid, row in ledger_rows.items():
-        if cid not in chapter_verdicts:
-            assert row["Evidence"].startswith("chapter "), row["Evidence"]
-            continue
-        path = chapter_verdicts[cid][1]
-        m = LINK.match(row["Evidence"])
-        assert m, f"{cid}: evidence is not a link to a chapter section: {row['Evidence']}"
-        assert m.group(1) == path.stem and (ROOT / "chapters" / f"{path.stem}.md").is_file()
-        anchors = _myst_slugs(_markdown_cells(path), claims.ANCHOR_LEVELS)
-        assert m.group(2) in anchors, f"{cid}: no heading with anchor {m.group(2)!r}"
+# --- the reading order of the book's pages ---------------------------------------------------
 
 
-@pytest.mark.parametrize("reference", sorted(REFERENCES.glob("[0-9]*.ipynb")),
-                         ids=lambda p: p.stem)
-def test_anchors_are_computed_as_myst_computes_them(reference):
-    cells = _markdown_cells(reference)
-    ours, taken = [], set()
-    for text in cells:
-        for level, title in claims.markdown_headings(text):
-            if level <= claims.ANCHOR_LEVELS:
-                ours.append(claims._unique_slug(claims.heading_slug(title), taken))
-    assert ours == _myst_slugs(cells, claims.ANCHOR_LEVELS)
+@pytest.fixture(scope="module")
+def reading_order():
+    sys.path.insert(0, str(ROOT / "_ext"))
+    try:
+        import reading_order
+    finally:
+        sys.path.remove(str(ROOT / "_ext"))
+    return reading_order
 
 
-@pytest.mark.parametrize("title", ["Best-of-$n$ at scale", "The `unknown` token",
-                                   "A [linked](https://x.org) {term}`word`", "*Emphasis* here",
-                                   'Say "I don\'t know"'])
-def test_heading_slug_matches_myst_on_markup(title):
-    assert [claims.heading_slug(title)] == _myst_slugs([f"## {title}"], 2)
+class _App:
+    def __init__(self, readers=None):
+        self.hooks, self.values = {}, {}
+        self.config = type("Config", (), {"verdict_readers": readers})()
+
+    def connect(self, event, handler, priority=500):
+        self.hooks[event] = handler
+
+    def add_config_value(self, name, default, rebuild):
+        self.values[name] = default
 
 
-def test_the_book_makes_the_anchors_the_ledger_links_to():
+def test_the_reading_order_extension_is_configured(reading_order):
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    assert config["sphinx"]["config"]["myst_heading_anchors"] >= claims.ANCHOR_LEVELS
+    assert config["sphinx"]["local_extensions"].get("reading_order") == "_ext/"
+    app = _App()
+    metadata = reading_order.setup(app)
+    assert app.hooks["env-before-read-docs"] is reading_order.read_readers_last
+    assert app.hooks["env-get-outdated"] is reading_order.reread_readers
+    assert app.values["verdict_readers"] == ["chapters/08_verdict", "index"]
+    assert metadata["parallel_read_safe"] is False  # a parallel read would not keep the order
+    for page in app.values["verdict_readers"]:
+        assert (ROOT / f"{page}.md").is_file()
+        assert "ledger.find_records()" in (ROOT / f"{page}.md").read_text()
+
+
+@pytest.mark.parametrize("docnames, expected", [
+    (["appendix/api", "chapters/01_a", "chapters/08_verdict", "chapters/09_later", "glossary",
+      "index", "zzz"],
+     ["appendix/api", "chapters/01_a", "chapters/09_later", "glossary", "zzz",
+      "chapters/08_verdict", "index"]),
+    (["index", "chapters/02_b"], ["chapters/02_b", "index"]),
+    (["chapters/02_b"], ["chapters/02_b"]),
+    ([], []),
+])
+def test_the_pages_that_read_records_are_read_last(reading_order, docnames, expected):
+    app = _App(list(reading_order.READERS))
+    names = list(docnames)
+    reading_order.read_readers_last(app, None, names)
+    assert names == expected  # in place: Sphinx reads the list it passed
+
+
+@pytest.mark.parametrize("added, changed, expected", [
+    (set(), {"chapters/01_a"}, ["chapters/08_verdict", "index"]),
+    ({"chapters/09_new"}, {"index"}, ["chapters/08_verdict"]),
+    (set(), {"chapters/08_verdict"}, []),  # only a reader changed: nothing else to read
+    (set(), set(), []),
+])
+def test_the_readers_are_read_again_when_another_page_is(reading_order, added, changed,
+                                                         expected):
+    app = _App(list(reading_order.READERS))
+    assert reading_order.reread_readers(app, None, added, changed, set()) == expected

@@ -1,0 +1,367 @@
+"""The pre-registered claims: read them, apply their rules, print verdict lines, write records.
+
+A claim's rule is a list of conditions ``statistic op threshold`` (``data/claims.yaml``).  A
+chapter measures the statistics once per seed and calls :func:`report`, which prints exactly one
+line of the form fixed in the project's claims file::
+
+    CLAIM C1: SUPPORTED - mean_tv_frequent = 0.003/0.004, spearman_n_tv = -0.6/-0.59 (rule: ...)
+
+(values per seed, separated by ``/``).  A statistic may come with an uncertainty interval
+``(value, low, high)``; if the interval straddles the threshold the seed is undecided.
+SUPPORTED = every seed passes, REFUTED = every seed fails, INCONCLUSIVE otherwise.
+
+When the environment variable ``ESSAY_RECORDS`` names a folder (relative paths are taken from
+the book's root), :func:`report` also writes the verdict as a :class:`Record`, the JSON file
+``<folder>/<claim id>.json``: the claim, its round and chapter, the section that printed it
+(``anchor``, the MyST label ``claim-c<n>`` above that section's heading), the rule, the verdict,
+the printed line, every seed's statistics with their intervals, and the settings of the run.
+The ledger (:mod:`bayes_at_scale.book.ledger`) reads these records, never the printed lines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..core.settings import from_env, project_root
+
+OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
+VERDICTS = ("SUPPORTED", "REFUTED", "INCONCLUSIVE")
+NOT_TESTED = "not yet tested"
+LINE = re.compile(r"^CLAIM (C\d+): (SUPPORTED|REFUTED|INCONCLUSIVE) - (.*) \(rule: (.*)\)$")
+#: The environment variable naming the folder that :func:`report` writes records to.
+RECORDS_ENV = "ESSAY_RECORDS"
+#: The version of a record's layout; a record of another version is not read.
+RECORD_FORMAT = 1
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Condition:
+    statistic: str
+    op: str
+    threshold: float
+    digits: int
+
+    def holds(self, value: float) -> bool:
+        return OPS[self.op](value, self.threshold)
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    chapter: int
+    source: str
+    cite: str | None
+    claim: str
+    statement: str
+    rule: str
+    conditions: tuple[Condition, ...]
+    round: int = 1
+    discussed_as: str | None = None  # the verdict the closing chapter's prose was written against
+
+    @property
+    def anchor(self) -> str:
+        """The MyST label above the section that prints this claim's verdict: ``claim-c1``."""
+        return f"claim-{self.id.lower()}"
+
+    def condition(self, statistic: str) -> Condition:
+        """The condition of the rule on ``statistic``."""
+        for c in self.conditions:
+            if c.statistic == statistic:
+                return c
+        raise KeyError(f"claim {self.id} has no condition on {statistic!r}")
+
+
+def _parse_claim(entry: dict) -> Claim:
+    required = ("id", "chapter", "round", "source", "claim", "statement", "rule", "conditions")
+    missing = [k for k in required if k not in entry]
+    if missing:
+        raise ValueError(f"claim {entry.get('id', '?')} lacks {', '.join(missing)}")
+    if not re.fullmatch(r"C\d+", str(entry["id"])):
+        raise ValueError(f"claim id {entry['id']!r} is not of the form C<n>")
+    if isinstance(entry["round"], bool) or not isinstance(entry["round"], int) \
+            or entry["round"] < 1:
+        raise ValueError(f"claim {entry['id']}: round must be a positive integer, "
+                         f"got {entry['round']!r}")
+    discussed = entry.get("discussed_as")
+    if discussed is not None and discussed not in VERDICTS:
+        raise ValueError(f"claim {entry['id']}: discussed_as must be one of "
+                         f"{', '.join(VERDICTS)}, got {discussed!r}")
+    conditions = []
+    for c in entry["conditions"]:
+        if c.get("op") not in OPS:
+            raise ValueError(f"claim {entry['id']}: unknown operator {c.get('op')!r}")
+        conditions.append(Condition(str(c["statistic"]), c["op"], float(c["threshold"]),
+                                    int(c.get("digits", 3))))
+    if not conditions:
+        raise ValueError(f"claim {entry['id']} has no conditions")
+    return Claim(id=entry["id"], chapter=int(entry["chapter"]), source=str(entry["source"]),
+                 cite=entry.get("cite"), claim=entry["claim"].strip(),
+                 statement=" ".join(entry["statement"].split()), rule=entry["rule"],
+                 conditions=tuple(conditions), round=entry["round"], discussed_as=discussed)
+
+
+def load_claims(path: Path | str | None = None) -> dict[str, Claim]:
+    """All claims of ``data/claims.yaml`` (or ``path``), keyed by id, in file order."""
+    path = Path(path) if path is not None else project_root() / "data" / "claims.yaml"
+    entries = yaml.safe_load(path.read_text())["claims"]
+    claims = {}
+    for entry in entries:
+        claim = _parse_claim(entry)
+        if claim.id in claims:
+            raise ValueError(f"claim {claim.id} appears twice in {path}")
+        claims[claim.id] = claim
+    return claims
+
+
+def claims_for_chapter(chapter: int, claims: dict[str, Claim] | None = None) -> list[Claim]:
+    claims = claims if claims is not None else load_claims()
+    return [c for c in claims.values() if c.chapter == chapter]
+
+
+def _split(measured) -> tuple[float, float | None, float | None]:
+    if isinstance(measured, (tuple, list)):
+        if len(measured) != 3:
+            raise ValueError("a statistic with uncertainty is (value, low, high)")
+        value, low, high = (float(v) for v in measured)
+        if not low <= high:
+            raise ValueError(f"interval low {low} exceeds high {high}")
+    else:
+        value, low, high = float(measured), None, None
+    if math.isnan(value):
+        raise ValueError("a statistic is NaN: the experiment did not produce a number")
+    return value, low, high
+
+
+def seed_outcome(claim: Claim, stats: dict) -> str:
+    """``pass``, ``fail`` or ``undecided`` for one seed's statistics."""
+    missing = [c.statistic for c in claim.conditions if c.statistic not in stats]
+    if missing:
+        raise KeyError(f"claim {claim.id} needs statistic(s) {', '.join(missing)}")
+    outcomes = []
+    for c in claim.conditions:
+        value, low, high = _split(stats[c.statistic])
+        point = c.holds(round(value, c.digits))
+        if low is not None and (c.holds(low) != point or c.holds(high) != point):
+            outcomes.append("undecided")
+        else:
+            outcomes.append("pass" if point else "fail")
+    if "fail" in outcomes:
+        return "fail"
+    return "undecided" if "undecided" in outcomes else "pass"
+
+
+def verdict(claim: Claim, per_seed: list[dict]) -> str:
+    """Apply the claim's rule to the statistics of every seed."""
+    if not per_seed:
+        raise ValueError(f"claim {claim.id}: no seeds evaluated")
+    outcomes = {seed_outcome(claim, s) for s in per_seed}
+    if outcomes == {"pass"}:
+        return "SUPPORTED"
+    if outcomes == {"fail"}:
+        return "REFUTED"
+    return "INCONCLUSIVE"
+
+
+def _fmt(value: float, digits: int) -> str:
+    """``value`` rounded to ``digits`` decimals, without a minus sign on zero."""
+    text = f"{round(value, digits):.{digits}f}"
+    return text.lstrip("-") if text.strip("-0.") == "" else text
+
+
+def printed_values(claim: Claim, per_seed: list[dict]) -> dict[str, tuple[str, ...]]:
+    """Each statistic of the rule as the verdict line prints it, one text per seed."""
+    return {c.statistic: tuple(_fmt(_split(s[c.statistic])[0], c.digits) for s in per_seed)
+            for c in claim.conditions}
+
+
+def verdict_line(claim: Claim, per_seed: list[dict]) -> str:
+    values = ", ".join(f"{name} = " + "/".join(texts)
+                       for name, texts in printed_values(claim, per_seed).items())
+    return f"CLAIM {claim.id}: {verdict(claim, per_seed)} - {values} (rule: {claim.rule})"
+
+
+def parse_verdict_lines(text: str) -> dict[str, str]:
+    """Verdict lines found in printed ``text``: ``{claim id: full verdict line}`` (for tests of
+    what the chapters print; the ledger reads records, not printed text)."""
+    found = {}
+    for raw in text.splitlines():
+        m = LINE.match(raw.strip())
+        if m:
+            if m.group(1) in found:
+                raise ValueError(f"claim {m.group(1)} has more than one verdict line")
+            found[m.group(1)] = raw.strip()
+    return found
+
+
+# --- records ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """One claim's verdict as a chapter reported it, as written to ``<claim id>.json``.
+
+    ``statistics`` names the statistics of the rule, in the rule's order; ``seeds`` holds each
+    seed's values of them, as ``{"value": v}`` or, with an uncertainty interval,
+    ``{"value": v, "low": l, "high": h}``; ``printed`` the same statistics as the verdict line
+    prints them (one text per seed, in the rule's order); ``outcomes`` each seed's
+    ``pass``, ``fail`` or ``undecided``; ``extra`` named values the chapter recorded beside the
+    verdict for the closing chapter's prose; ``document`` the chapter's file stem (None if no
+    file under ``chapters/`` has the claim's chapter number) and ``anchor`` the label of the
+    section that printed the line.
+    """
+
+    claim: str
+    round: int
+    chapter: int
+    document: str | None
+    anchor: str
+    rule: str
+    verdict: str
+    line: str
+    statistics: tuple[str, ...]
+    seeds: tuple[dict, ...]
+    printed: dict[str, tuple[str, ...]]
+    outcomes: tuple[str, ...]
+    extra: dict[str, float] = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def measured(self) -> str:
+        """The measured part of the verdict line: ``a = 0.002/0.001, b = -0.67/-0.66``."""
+        return ", ".join(f"{name} = " + "/".join(self.printed[name]) for name in self.statistics)
+
+    def to_json(self) -> str:
+        """The record as JSON: sorted keys, no time stamps, the same text for the same run."""
+        data = {"format": RECORD_FORMAT, **asdict(self)}
+        return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Record:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+            raise ValueError(f"not a verdict record of format {RECORD_FORMAT}")
+        names = [f for f in cls.__dataclass_fields__]
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise ValueError(f"verdict record lacks {', '.join(missing)}")
+        if data["verdict"] not in VERDICTS:
+            raise ValueError(f"verdict record of {data['claim']}: unknown verdict "
+                             f"{data['verdict']!r}")
+        data["statistics"] = tuple(data["statistics"])
+        if set(data["printed"]) != set(data["statistics"]):
+            raise ValueError(f"verdict record of {data['claim']}: its printed statistics are not "
+                             f"its rule's")
+        # JSON keeps the keys sorted: the rule's order comes back from ``statistics``
+        data["printed"] = {s: tuple(data["printed"][s]) for s in data["statistics"]}
+        data["seeds"] = tuple(data["seeds"])
+        data["outcomes"] = tuple(data["outcomes"])
+        return cls(**{n: data[n] for n in names})
+
+
+def chapter_document(chapter: int, root: Path | str | None = None) -> str | None:
+    """The stem of the chapter file numbered ``chapter`` under ``<root>/chapters`` (None if
+    there is none)."""
+    root = Path(root) if root is not None else project_root()
+    found = [p.stem for p in sorted((root / "chapters").glob("[0-9]*_*.md"))
+             if int(p.stem.split("_", 1)[0]) == chapter]
+    if len(found) > 1:
+        raise ValueError(f"more than one chapter is numbered {chapter}: {', '.join(found)}")
+    return found[0] if found else None
+
+
+def _extra_values(claim: Claim, extra: Mapping | None) -> dict[str, float]:
+    if extra is None:
+        return {}
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"claim {claim.id}: extra must be a mapping of names to numbers")
+    values = {}
+    for name, value in extra.items():
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ValueError(f"claim {claim.id}: extra value name {name!r} is not a "
+                             f"lower-case identifier")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) and \
+                not hasattr(value, "__float__"):
+            raise TypeError(f"claim {claim.id}: extra value {name} must be a number, "
+                            f"got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ValueError(f"claim {claim.id}: extra value {name} is not finite: {value!r}")
+        values[name] = float(value)
+    return dict(sorted(values.items()))
+
+
+def make_record(claim: Claim, per_seed: list[dict], extra: Mapping | None = None,
+                root: Path | str | None = None) -> Record:
+    """The record of ``claim``'s verdict on ``per_seed`` (the document looked up under ``root``,
+    by default the book's root; the settings read from the environment)."""
+    seeds = []
+    for stats in per_seed:
+        seed = {}
+        for c in claim.conditions:
+            value, low, high = _split(stats[c.statistic])
+            seed[c.statistic] = {"value": value} if low is None else \
+                {"value": value, "low": low, "high": high}
+        seeds.append(seed)
+    return Record(claim=claim.id, round=claim.round, chapter=claim.chapter,
+                  document=chapter_document(claim.chapter, root), anchor=claim.anchor,
+                  rule=claim.rule, verdict=verdict(claim, per_seed),
+                  line=verdict_line(claim, per_seed),
+                  statistics=tuple(c.statistic for c in claim.conditions), seeds=tuple(seeds),
+                  printed=printed_values(claim, per_seed),
+                  outcomes=tuple(seed_outcome(claim, s) for s in per_seed),
+                  extra=_extra_values(claim, extra), settings=asdict(from_env()))
+
+
+def records_folder(root: Path | str | None = None) -> Path | None:
+    """The folder named by ``ESSAY_RECORDS`` (a relative path is taken from the book's root, as
+    a kernel runs in its chapter's folder), or None when it is unset or empty."""
+    name = os.environ.get(RECORDS_ENV, "")
+    if not name:
+        return None
+    folder = Path(name)
+    if not folder.is_absolute():
+        folder = (Path(root) if root is not None else project_root()) / folder
+    return folder
+
+
+def write_record(record: Record, folder: Path | str) -> Path:
+    """Write ``record`` to ``<folder>/<claim id>.json`` (replacing one there, never leaving a
+    half-written file)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{record.claim}.json"
+    partial = folder / f".{record.claim}.json.partial"
+    partial.write_text(record.to_json(), encoding="utf8")
+    os.replace(partial, path)
+    return path
+
+
+def report(claim_id: str, per_seed: list[dict], claims: dict[str, Claim] | None = None,
+           extra: Mapping | None = None) -> None:
+    """Print the verdict line of ``claim_id`` for the per-seed statistics, and record it.
+
+    With ``ESSAY_RECORDS`` set, the verdict is also written as a :class:`Record`, carrying
+    ``extra`` (named numbers that the closing chapter's prose quotes beside the verdict; they
+    take no part in the rule). Returns nothing, so that a chapter's verdict cell shows the
+    printed line and only that.
+    """
+    claims = claims if claims is not None else load_claims()
+    if claim_id not in claims:
+        raise KeyError(f"unknown claim {claim_id!r}; known: {', '.join(claims)}")
+    claim = claims[claim_id]
+    folder = records_folder()
+    record = make_record(claim, per_seed, extra) if folder is not None else None
+    if record is None:
+        _extra_values(claim, extra)  # the same errors, recorded or not
+    print(verdict_line(claim, per_seed))
+    if record is not None:
+        write_record(record, folder)

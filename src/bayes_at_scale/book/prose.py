@@ -1,0 +1,225 @@
+"""The verdict chapter's conditional prose, as pure functions of the claims and their records.
+
+The closing chapter (``chapters/08_verdict.md``) was written against the verdicts registered as
+``discussed_as`` in ``data/claims.yaml``. What in it depends on a run - the measured numbers it
+quotes, the tally of verdicts, the warning shown when a verdict differs from the one the text
+assumes, and the paragraphs on the price of a posterior (C13, C14) - is built here from the
+records of :mod:`bayes_at_scale.book.claims`, so that every branch can be tested.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from .claims import NOT_TESTED, VERDICTS, Claim, Record
+
+#: Sources that ``data/claims.yaml`` names in words, and the reference each stands for.
+SOURCE_KEYS = {"blog": "blog2024large", "position paper": "papamarkou2024position",
+               "GPT-4 report": "openai2023gpt4"}
+#: What the prose quotes in place of a statistic whose claim has no record.
+NOT_MEASURED = "(not yet measured)"
+#: The values chapter 7 records beside C14's verdict: the network's own confidence, the
+#: Laplace posterior and the ensemble, each as the AUROC with which it finds wrong answers.
+C14_RIVALS = ("auroc_map_confidence", "auroc_la", "auroc_ensemble")
+
+_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+          "eleven", "twelve", "thirteen", "fourteen")
+
+Records = Mapping[str, Record]
+Claims = Mapping[str, Claim]
+
+
+def in_words(n: int) -> str:
+    """A small count as a word, for prose ("fourteen"); larger ones as digits."""
+    return _WORDS[n] if 0 <= n < len(_WORDS) else str(n)
+
+
+def prose_list(values: Sequence[str]) -> str:
+    """Items as prose: "a", "a and b", "a, b and c" (per-seed values, say)."""
+    if not values:
+        raise ValueError("nothing to list")
+    values = list(values)
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` with every character that means something in MyST markdown escaped."""
+    return re.sub(r"([\\`*_{}\[\]<>|$#])", r"\\\1", text)
+
+
+def source_markdown(source: str, cite: str | None) -> str:
+    """A claim's source in words, with MyST citations of the references it names.
+
+    The parts of ``source`` (separated by ``;``) that are a kind of source - the blog, the
+    position paper - keep their words and gain a parenthetical citation; the part that names
+    the claim's ``cite`` by its first author becomes a textual citation of it; ``cite``, if no
+    part names it, is cited at the end.
+    """
+    parts, cited = [], set()
+    author = re.match(r"[a-z]+", cite).group(0) if cite else None
+    for part in (p.strip() for p in source.split(";")):
+        if part in SOURCE_KEYS:
+            parts.append(f"{escape_markdown(part)} {{cite:p}}`{SOURCE_KEYS[part]}`")
+            cited.add(SOURCE_KEYS[part])
+        elif cite and cite not in cited and author in part.lower():
+            parts.append(f"{{cite:t}}`{cite}`")
+            cited.add(cite)
+        else:
+            parts.append(escape_markdown(part))
+    text = "; ".join(parts)
+    if cite and cite not in cited:
+        text += f" {{cite:p}}`{cite}`"
+    return text
+
+
+# --- what the chapter quotes --------------------------------------------------------------
+
+
+def verdict_of(records: Records, cid: str) -> str:
+    """The verdict recorded for ``cid``, or "not yet tested"."""
+    return records[cid].verdict if cid in records else NOT_TESTED
+
+
+def given(records: Records, cid: str, statistic: str) -> str:
+    """A statistic as its verdict line printed it, the seeds listed in words: "0.002 and 0.001"
+    (:data:`NOT_MEASURED` if the claim has no record)."""
+    if cid not in records:
+        return NOT_MEASURED
+    return prose_list(records[cid].printed[statistic])
+
+
+def held(records: Records, claims: Claims, cid: str, statistic: str) -> bool:
+    """Whether the rule's condition on ``statistic`` held on every seed, as printed."""
+    condition = claims[cid].condition(statistic)
+    return all(condition.holds(float(v)) for v in records[cid].printed[statistic])
+
+
+def tally(records: Records, claims: Claims) -> str:
+    """How many claims got each verdict: "five are supported, seven are refuted and two are
+    inconclusive" (untested claims last)."""
+    verdicts = [verdict_of(records, cid) for cid in claims]
+    parts = [f"{in_words(verdicts.count(v))} {'is' if verdicts.count(v) == 1 else 'are'} "
+             f"{v.lower()}" for v in (*VERDICTS, NOT_TESTED) if verdicts.count(v)]
+    return prose_list(parts)
+
+
+def n_seeds(records: Records, cid: str = "C1") -> str:
+    """In words, how many seeds ``cid``'s verdict was measured on."""
+    return in_words(len(records[cid].seeds)) if cid in records else NOT_MEASURED
+
+
+def glue_texts(records: Records, claims: Claims) -> dict[str, str]:
+    """Every text the chapter's prose quotes by name.
+
+    For every statistic of every rule, ``<id>_<statistic>`` (the per-seed values as printed),
+    ``<id>_<statistic>_size`` (the same without their signs) and
+    ``<id>_<statistic>_threshold``; and ``n_claims``, ``tally`` and ``n_seeds``.
+    """
+    texts = {}
+    for cid, claim in claims.items():
+        for c in claim.conditions:
+            if cid in records:
+                values = records[cid].printed[c.statistic]
+                texts[f"{cid}_{c.statistic}"] = prose_list(values)
+                texts[f"{cid}_{c.statistic}_size"] = prose_list([v.lstrip("-") for v in values])
+            else:
+                texts[f"{cid}_{c.statistic}"] = texts[f"{cid}_{c.statistic}_size"] = NOT_MEASURED
+    for cid, claim in claims.items():
+        for c in claim.conditions:
+            texts[f"{cid}_{c.statistic}_threshold"] = f"{c.threshold:g}"
+    texts["n_claims"] = in_words(len(claims))
+    texts["tally"] = tally(records, claims)
+    texts["n_seeds"] = n_seeds(records)
+    return texts
+
+
+def drift_note(records: Records, claims: Claims) -> str:
+    """A MyST warning listing the claims whose verdict differs from the one the discussion was
+    written against (``discussed_as``); empty when none does."""
+    changed = [f"{cid} is {verdict_of(records, cid)} (the text assumes {c.discussed_as})"
+               for cid, c in claims.items()
+               if c.discussed_as and verdict_of(records, cid) != c.discussed_as]
+    if not changed:
+        return ""
+    return (":::{warning}\nThis run's verdicts differ from those the discussion below was written "
+            "against: " + "; ".join(changed) + ". Read the ledger, not the prose, where they "
+            "disagree.\n:::\n")
+
+
+# --- the bill: C13 and C14 ----------------------------------------------------------------
+
+
+def c13_text(records: Records, claims: Claims) -> str:
+    """The paragraph on C13, the position paper's price of a posterior in epochs."""
+    lead = ("**C13**, the position paper's estimate that fitting a post-hoc Laplace posterior "
+            "costs about as much as a few epochs of training {cite:p}`papamarkou2024position`,")
+    verdict = verdict_of(records, "C13")
+    if verdict == NOT_TESTED:
+        return lead + " is not yet tested in this run."
+    limit = f"{claims['C13'].condition('worst_cost_in_epochs').threshold:g}"
+    text = (f"{lead} is {verdict.lower()}: over the network sizes of chapter 7, fitting the "
+            f"last-layer KFAC posterior and its prior cost at worst "
+            f"{given(records, 'C13', 'worst_cost_in_epochs')} training epochs of the same "
+            f"network, where the rule allowed {limit}.")
+    return text + {
+        "SUPPORTED": " At these sizes the estimate holds.",
+        "REFUTED": (" On the small networks of this book the estimate fails; how the ratio "
+                    "changes as a network grows, and what the posterior would cost a large "
+                    "language model, is worked out in chapter 7."),
+        "INCONCLUSIVE": " The seeds disagree."}[verdict]
+
+
+def c14_text(records: Records, claims: Claims) -> str:
+    """The paragraph on C14, Laplace against a deep ensemble, with the network's own confidence
+    beside both when chapter 7 recorded it (:data:`C14_RIVALS`) and it beat them."""
+    lead = ("**C14**, this essay's own guess that a Laplace posterior buys most of what a deep "
+            "ensemble {cite:p}`lakshminarayanan2017simple` knows about its errors for a fraction "
+            "of the ensemble's cost,")
+    verdict = verdict_of(records, "C14")
+    if verdict == NOT_TESTED:
+        return lead + " is not yet tested in this run."
+    auroc, compute = (claims["C14"].condition(s) for s in ("auroc_ratio", "compute_ratio"))
+    text = (f"{lead} is {verdict.lower()}: on chapter 4's detection of wrong answers it reached "
+            f"{given(records, 'C14', 'auroc_ratio')} of the ensemble's AUROC for "
+            f"{given(records, 'C14', 'compute_ratio')} of its compute, training included, where "
+            f"the rule asked for at least {auroc.threshold:g} of the AUROC for at most "
+            f"{compute.threshold:g} of the compute.")
+    good = held(records, claims, "C14", "auroc_ratio")
+    cheap = held(records, claims, "C14", "compute_ratio")
+    if good and cheap:
+        text += " Most of the ensemble's signal, cheaply."
+    elif good:
+        text += (" It bought most of the ensemble's signal, but not cheaply enough: counting "
+                 "training, a posterior over one network costs at least that network, which is "
+                 "by itself one member of the ensemble - all that the rule allowed.")
+    elif cheap:
+        text += " It was cheap, but it did not buy most of the ensemble's signal."
+    else:
+        text += " It was neither as good as the ensemble nor as cheap as hoped."
+    extra = records["C14"].extra
+    if all(name in extra for name in C14_RIVALS):
+        own, la, ensemble = (extra[name] for name in C14_RIVALS)
+        if own > max(la, ensemble):
+            text += (f" Beside both stood a cheaper rival: the network's own top probability "
+                     f"found its wrong answers with an AUROC of {own:.3f}, against {la:.3f} for "
+                     f"the Laplace posterior and {ensemble:.3f} for the ensemble - chapter 4's "
+                     f"finding about C9, now at the price of a single training.")
+    return text
+
+
+def bill(records: Records, claims: Claims) -> str:
+    """The section on the price of a posterior: C13's paragraph, then C14's."""
+    return c13_text(records, claims) + "\n\n" + c14_text(records, claims) + "\n"
+
+
+def price(records: Records) -> str:
+    """The sentence on the price that the chapter's last paragraph ends with."""
+    if verdict_of(records, "C13") == NOT_TESTED and verdict_of(records, "C14") == NOT_TESTED:
+        return "What a posterior costs is chapter 7's question, not yet answered in this run."
+    if verdict_of(records, "C13") == "REFUTED":
+        return ("Nor, on networks of this size, did even the cheapest posterior come as cheap as "
+                "the position paper estimates.")
+    if verdict_of(records, "C13") == "SUPPORTED":
+        return "And the cheapest posterior is, as the position paper says, cheap."
+    return "What it costs is measured in chapter 7."
