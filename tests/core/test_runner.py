@@ -119,3 +119,12 @@ def test_a_dask_cluster_gives_the_serial_results(sequential):
         remote = runner.replicates(frequentist_limit.run_fragments, TINY, SEEDS,
                                    cluster=cluster.scheduler_address)
     same_replicates(sequential, remote)
+
+
+def test_tasks_print_nothing(capfd):
+    """A worker's stderr lands in the notebook cell that started it: tasks show no progress bars
+    and no library warnings."""
+    runner.replicates(frequentist_limit.run_fragments, TINY, (0,), workers=1)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from bayes_at_scale.core import checks
 from bayes_at_scale.core import metrics
 from bayes_at_scale.core import models
+from bayes_at_scale.core import settings
 from bayes_at_scale.core import training
 
 
@@ -314,12 +315,12 @@ def _fake_ipython(shell_class_name: str | None) -> types.ModuleType:
 ])
 def test_in_notebook(monkeypatch, shell, expected):
     monkeypatch.setitem(sys.modules, "IPython", _fake_ipython(shell))
-    assert training.in_notebook() is expected
+    assert settings.in_notebook() is expected
 
 
 def test_not_in_notebook_without_ipython(monkeypatch):
     monkeypatch.delitem(sys.modules, "IPython", raising=False)
-    assert training.in_notebook() is False
+    assert settings.in_notebook() is False
 
 
 # --- reward models and policy gradients (chapter 6) -----------------------------------------
@@ -414,3 +415,12 @@ def test_a_constant_reward_gives_no_gradient():
 def test_bad_reward_training_inputs(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
+
+
+def test_progress_is_quiet_inside_runner_tasks(monkeypatch):
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert settings.show_progress() is True
+    with settings.quiet_progress():
+        assert settings.show_progress() is False
+    assert settings.show_progress() is True
+

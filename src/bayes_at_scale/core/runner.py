@@ -25,13 +25,14 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 
 from .checks import check_int
-from .settings import derive_seed, torch_threads
+from .settings import derive_seed, quiet_library_warnings, quiet_progress, torch_threads
 
 #: Key of :func:`derive_seed` for the global generators a task starts from.
 GLOBAL_STREAM = 0
@@ -77,7 +78,9 @@ def _task(fn: Callable, args: tuple, kwargs: dict, seed: int, dtype: torch.dtype
     before = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        with torch_threads(1), _seeded_globals(seed):
+        with torch_threads(1), _seeded_globals(seed), quiet_progress(), \
+                warnings.catch_warnings():
+            quiet_library_warnings()
             return fn(*args, **kwargs)
     finally:
         torch.set_default_dtype(before)

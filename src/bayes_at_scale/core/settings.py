@@ -16,6 +16,7 @@ import os
 import random
 import sys
 import contextlib
+import contextvars
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,10 +143,7 @@ def configure(settings: Settings | None = None) -> Settings:
     torch.set_num_threads(settings.threads)
     torch.set_default_dtype(settings.torch_dtype)
     seed_everything(settings.seed)
-    # Library chatter is not part of a result; keep it out of notebook outputs.
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    quiet_library_warnings()
     import matplotlib
 
     matplotlib.use("agg")  # figures are shown by glue/display, never by pyplot's auto-display
@@ -155,6 +153,33 @@ def configure(settings: Settings | None = None) -> Settings:
 
         set_matplotlib_formats("png")
     return settings
+
+
+def quiet_library_warnings() -> None:
+    """Library chatter is not part of a result: keep it out of notebook outputs and logs (every
+    chapter's process, and every worker process of :mod:`bayes_at_scale.core.runner`)."""
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+_QUIET_PROGRESS = contextvars.ContextVar("quiet_progress", default=False)
+
+
+@contextlib.contextmanager
+def quiet_progress():
+    """No progress bars inside the block (the runner's tasks: a worker's stderr would land in the
+    notebook cell that started it)."""
+    token = _QUIET_PROGRESS.set(True)
+    try:
+        yield
+    finally:
+        _QUIET_PROGRESS.reset(token)
+
+
+def show_progress() -> bool:
+    """Whether long loops show a progress bar: outside notebooks and outside runner tasks."""
+    return not in_notebook() and not _QUIET_PROGRESS.get()
 
 
 def in_notebook() -> bool:

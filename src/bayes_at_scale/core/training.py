@@ -21,7 +21,7 @@ from . import metrics
 from .checks import (check_count_weights, check_finite_array, check_hidden, check_instance,
                      check_int, check_next_token_counts, check_number, check_preference_pairs)
 from .models import CausalLM, PreferenceNet
-from .settings import derive_seed, in_notebook, seeded_torch
+from .settings import derive_seed, seeded_torch, show_progress
 
 
 
@@ -69,7 +69,7 @@ def train_map(model: nn.Module, contexts: torch.Tensor, counts: torch.Tensor, *,
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
     totals = counts.sum(dim=1).double()
     targets = counts.double() / totals.clamp(min=1)[:, None]
-    show = (not in_notebook()) if progress is None else progress
+    show = show_progress() if progress is None else progress
     losses = []
     model.train()
     bar = tqdm(range(steps), desc="MAP training", disable=not show, leave=False)
