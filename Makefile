@@ -46,8 +46,12 @@ browser:
 	  echo "The browser test needs /usr/bin/chromium: install Debian's chromium package (apt-get install chromium)" >&2; exit 1; \
 	fi
 
+# The unit tests first, on two processes (pytest-xdist); then the book tests one at a time -
+# nbval re-executing every reference notebook (each runs its replicates on every core), and the
+# browser test, which renders the site from those references without executing them again.
 test: install browser
-	$(QUICK) ESSAY_RECORDS= $(BIN)/python -m pytest
+	$(QUICK) ESSAY_RECORDS= $(BIN)/python -m pytest -n 2 -m "not book" tests
+	$(QUICK) ESSAY_RECORDS= $(BIN)/python -m pytest -m book tests
 
 # The unit tests alone (no training-heavy tests, no nbval, no book build): under a minute.
 test-fast: install

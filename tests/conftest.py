@@ -136,6 +136,7 @@ def trained_tiny():
 # --- markers ------------------------------------------------------------------------------
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
 def pytest_collection_modifyitems(config, items):
     """nbval's items (the reference notebooks re-executed) are part of the ``book`` tests, which
     ``make test-fast`` leaves out (``-m "not slow and not book"``)."""

@@ -156,6 +156,7 @@ def _run_nbval(tmp_path: Path, nb: dict) -> subprocess.CompletedProcess:
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
 
 
+@pytest.mark.book
 @pytest.mark.parametrize("stored, printed, tags, passes", [
     ("CLAIM C1: SUPPORTED - x = 0.01", "CLAIM C1: SUPPORTED - x = 0.01", [CHECK], True),
     ("CLAIM C1: SUPPORTED - x = 0.01", "CLAIM C1: SUPPORTED - x = 0.02", [CHECK], False),

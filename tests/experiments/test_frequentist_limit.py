@@ -356,6 +356,7 @@ def test_c2_statistics_reject_nan():
 # --- the full-scale recipes are well-formed (they are too slow to run here) ----------------
 
 
+@pytest.mark.slow
 def test_full_scale_recipes_build_and_take_a_step():
     full_fragments, full_chars = frequencies.recipes("full")
     corpus = fragment_world(full_fragments, seed=0)

@@ -447,6 +447,7 @@ def tiny_sweep():
     return sweep, one, corpora
 
 
+@pytest.mark.slow
 def test_run_sweep_one_row_per_seed_size_fragment(tiny_sweep):
     sweep, _, corpora = tiny_sweep
     n_fragments = TINY_RECIPE.corpus["n_families"] * TINY_RECIPE.corpus["n_subjects"]
@@ -471,12 +472,14 @@ def test_run_sweep_one_row_per_seed_size_fragment(tiny_sweep):
         np.testing.assert_array_equal(pops[0], pops[1])
 
 
+@pytest.mark.slow
 def test_run_size_is_reproducible(tiny_sweep):
     sweep, one, _ = tiny_sweep
     part = sweep[(sweep["seed"] == TINY_SEEDS[0]) & (sweep["N"] == TINY_SIZES[0])]
     pd.testing.assert_frame_equal(one, part.reset_index(drop=True), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_run_sweep_feeds_the_tables(tiny_sweep):
     sweep, _, _ = tiny_sweep
     t = scale.sweep_table(sweep)

@@ -45,6 +45,7 @@ def tiny_run(tmp_path_factory):
     return json.loads(out.read_text()), done.stdout
 
 
+@pytest.mark.slow  # runs benchmarks/costs.py --scale tiny once
 def test_command_writes_machine_readable_json(tiny_run):
     results, stdout = tiny_run
     assert results["command"].startswith(
@@ -59,6 +60,7 @@ def test_command_writes_machine_readable_json(tiny_run):
     assert "C13 worst_cost_in_epochs" in stdout and "C14 auroc_ratio" in stdout
 
 
+@pytest.mark.slow  # runs benchmarks/costs.py --scale tiny once
 def test_sweep_times_are_positive_and_ratios_are_times_over_an_epoch(tiny_run):
     results, _ = tiny_run
     sweep = results["sweep"]
@@ -100,6 +102,7 @@ def test_sweep_times_are_positive_and_ratios_are_times_over_an_epoch(tiny_run):
         assert kron["curvature_epochs"] == pytest.approx(kron["curvature_seconds"] / epoch)
 
 
+@pytest.mark.slow  # runs benchmarks/costs.py --scale tiny once
 def test_claim_statistics_in_the_json_are_consistent(tiny_run):
     results, _ = tiny_run
     c13 = the_bill.c13_statistics(results, min_parameter_span=1)
@@ -190,6 +193,7 @@ def _check_pareto(c14, scale):
     assert 0 < low <= high and math.isfinite(high)
 
 
+@pytest.mark.slow  # runs benchmarks/costs.py --scale tiny once
 def test_c14_pareto_rows_of_the_tiny_run(tiny_run):
     results, stdout = tiny_run
     _check_pareto(results["c14"], the_bill.RECIPES["tiny"])
@@ -223,6 +227,7 @@ def test_c14_claim_statistics_give_the_verdict_of_the_thresholds(c14, verdict, c
     assert claims.parse_verdict_lines(line)["C14"] == line
 
 
+@pytest.mark.slow  # runs benchmarks/costs.py --scale tiny once
 def test_c14_claim_statistics_of_the_tiny_run(tiny_run):
     c14 = tiny_run[0]["c14"]
     stats = the_bill.c14_claim_statistics(c14)
@@ -260,6 +265,7 @@ def test_cost_scales_start_c14_with_c13s_flavour():
 # --- fit_costs and compare_runs on the tiny run -----------------------------------------------
 
 
+@pytest.mark.slow  # runs benchmarks/costs.py --scale tiny once
 def test_fit_costs_of_the_tiny_run(tiny_run):
     results, _ = tiny_run
     table = profiling.fit_costs(results)
@@ -283,6 +289,7 @@ HEADLINES = ["C13 worst cost (epochs)", "C13 cost at the largest size (epochs)",
              "AUROC, last-layer Laplace", "AUROC, 5-member ensemble", "AUROC, MAP confidence"]
 
 
+@pytest.mark.slow  # runs benchmarks/costs.py --scale tiny once
 def test_compare_runs(tiny_run):
     results, _ = tiny_run
     live = json.loads(json.dumps(results))
@@ -307,6 +314,7 @@ def test_compare_runs(tiny_run):
     pd.testing.assert_series_equal(same["recorded"], same["this run"], check_names=False)
 
 
+@pytest.mark.slow  # runs benchmarks/costs.py --scale tiny once
 def test_compare_runs_rejects_bad_input(tiny_run):
     results, _ = tiny_run
     other = {**results, "scale": "quick"}
@@ -400,6 +408,7 @@ RUN_COSTS_KEYS = ("scale", "seed", "repeats", "definitions", "budget_flops", "bu
                   "memory_method", "sweep", "scaling", "c13", "c14", "on_paper", "seconds")
 
 
+@pytest.mark.slow  # runs benchmarks/costs.py --scale tiny once
 def test_command_records_into_its_root(tiny_run, tmp_path, monkeypatch, capsys):
     results, _ = tiny_run
     command = _command()
