@@ -109,7 +109,7 @@ def test_threads_and_samples():
     with pytest.raises(ValueError, match="threads must be an integer >= 1"):
         checks.check_threads(0)
     with pytest.raises(ValueError, match="n_samples must be a positive integer"):
-        checks.check_n_samples(2.0)
+        checks.check_positive_int("n_samples", 2.0)
 
 
 def test_instances_and_items():

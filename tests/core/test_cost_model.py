@@ -3,7 +3,6 @@ the on-paper LLM table (arithmetic by hand)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -96,35 +95,6 @@ def test_plan_fits_drops_a_probit_predictive_over_the_memory_budget():
                                    budget_bytes=(fit_bytes + probit_bytes) / 2).values()
     assert plan["status"] == "measured" and plan["closed_form"] is False
     assert "exceeds the budget" in plan["probit_skipped"]
-
-
-# --- power laws -----------------------------------------------------------------------------
-
-
-def test_fit_power_law_recovers_a_known_exponent():
-    x = np.array([1.0, 10.0, 100.0, 1000.0, 1e4])
-    exponent, prefactor = cost_model.fit_power_law(x, 3.0 * x**1.5)
-    assert exponent == pytest.approx(1.5, abs=1e-12)
-    assert prefactor == pytest.approx(3.0, rel=1e-12)
-    rng = np.random.default_rng(0)
-    x = np.logspace(2, 6, 60)
-    y = 0.02 * x**0.75 * np.exp(rng.normal(0, 0.1, x.size))
-    exponent, prefactor = cost_model.fit_power_law(x, y)
-    assert exponent == pytest.approx(0.75, abs=0.03)
-    assert prefactor == pytest.approx(0.02, rel=0.3)
-
-
-@pytest.mark.parametrize("x, y, message", [
-    ([1, 2, 0], [1, 2, 3], "strictly positive"),
-    ([1, 2, 3], [1, -2, 3], "strictly positive"),
-    ([1, 2, 3], [1, 2], "same length"),
-    ([1, 2, np.nan], [1, 2, 3], "NaN"),
-    ([2, 2, 2], [1, 2, 3], "two distinct"),
-    ([5], [1], "two distinct"),
-])
-def test_fit_power_law_rejects_bad_input(x, y, message):
-    with pytest.raises(ValueError, match=message):
-        cost_model.fit_power_law(x, y)
 
 
 # --- on paper -------------------------------------------------------------------------------

@@ -566,3 +566,60 @@ def test_auroc_and_roc_curve_reject(scores, labels, pattern):
         metrics.roc_curve(scores, labels)
     with pytest.raises(ValueError, match=pattern):
         metrics.auroc(scores, labels)
+
+
+# --- fit_power_law -----------------------------------------------------------------------------
+
+
+def test_fit_power_law_recovers_a_known_exponent():
+    x = np.array([1.0, 10.0, 100.0, 1000.0, 1e4])
+    exponent, prefactor = metrics.fit_power_law(x, 3.0 * x**1.5)
+    assert exponent == pytest.approx(1.5, abs=1e-12)
+    assert prefactor == pytest.approx(3.0, rel=1e-12)
+    rng = np.random.default_rng(0)
+    x = np.logspace(2, 6, 60)
+    y = 0.02 * x**0.75 * np.exp(rng.normal(0, 0.1, x.size))
+    exponent, prefactor = metrics.fit_power_law(x, y)
+    assert exponent == pytest.approx(0.75, abs=0.03)
+    assert prefactor == pytest.approx(0.02, rel=0.3)
+
+
+@pytest.mark.parametrize("x, y, message", [
+    ([1, 2, 0], [1, 2, 3], "strictly positive"),
+    ([1, 2, 3], [1, -2, 3], "strictly positive"),
+    ([1, 2, 3], [1, 2], "same length"),
+    ([1, 2, np.nan], [1, 2, 3], "NaN"),
+    ([2, 2, 2], [1, 2, 3], "two distinct"),
+    ([5], [1], "two distinct"),
+])
+def test_fit_power_law_rejects_bad_input(x, y, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.fit_power_law(x, y)
+
+
+def test_fit_power_law_exact():
+    x = np.logspace(2, 6, 9)
+    exponent, prefactor = metrics.fit_power_law(x, 3.0 * x**-0.7)
+    assert exponent == pytest.approx(-0.7, abs=1e-12)
+    assert prefactor == pytest.approx(3.0, rel=1e-10)
+
+
+@given(exponent=st.floats(-2.0, 2.0), prefactor=st.floats(1e-3, 1e3))
+def test_fit_power_law_recovers_any_law(exponent, prefactor):
+    x = np.array([10.0, 200.0, 3e3, 4e5])
+    b, a = metrics.fit_power_law(list(x), list(prefactor * x**exponent))
+    assert b == pytest.approx(exponent, abs=1e-9)
+    assert a == pytest.approx(prefactor, rel=1e-8)
+
+
+def test_fit_power_law_with_noise(rng):
+    x = np.logspace(2, 6, 200)
+    y = 3.0 * x**-0.7 * np.exp(rng.normal(0, 0.1, x.size))
+    exponent, prefactor = metrics.fit_power_law(x, y)
+    assert exponent == pytest.approx(-0.7, abs=0.02)
+    assert prefactor == pytest.approx(3.0, rel=0.15)
+
+
+def test_fit_power_law_needs_positive_values():
+    with pytest.raises(ValueError, match=r"strictly positive"):
+        metrics.fit_power_law([1, 2, 3], [1.0, 0.0, 2.0])

@@ -11,8 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from scipy import stats
 
 from bayes_at_scale.experiments import pretraining_at_scale as scale
@@ -315,35 +313,7 @@ def test_c5_statistics_needs_four_sizes(sizes):
         scale.c5_statistics(_c5_table(sizes))
 
 
-# --- fit_power_law / extrapolate ----------------------------------------------------------
-
-
-def test_fit_power_law_exact():
-    x = np.logspace(2, 6, 9)
-    exponent, prefactor = scale.fit_power_law(x, 3.0 * x**-0.7)
-    assert exponent == pytest.approx(-0.7, abs=1e-12)
-    assert prefactor == pytest.approx(3.0, rel=1e-10)
-
-
-@given(exponent=st.floats(-2.0, 2.0), prefactor=st.floats(1e-3, 1e3))
-def test_fit_power_law_recovers_any_law(exponent, prefactor):
-    x = np.array([10.0, 200.0, 3e3, 4e5])
-    b, a = scale.fit_power_law(list(x), list(prefactor * x**exponent))
-    assert b == pytest.approx(exponent, abs=1e-9)
-    assert a == pytest.approx(prefactor, rel=1e-8)
-
-
-def test_fit_power_law_with_noise(rng):
-    x = np.logspace(2, 6, 200)
-    y = 3.0 * x**-0.7 * np.exp(rng.normal(0, 0.1, x.size))
-    exponent, prefactor = scale.fit_power_law(x, y)
-    assert exponent == pytest.approx(-0.7, abs=0.02)
-    assert prefactor == pytest.approx(3.0, rel=0.15)
-
-
-def test_fit_power_law_needs_positive_values():
-    with pytest.raises(ValueError, match=r"strictly positive"):
-        scale.fit_power_law([1, 2, 3], [1.0, 0.0, 2.0])
+# --- extrapolate ----------------------------------------------------------
 
 
 def test_extrapolate_evaluates_the_fitted_law():

@@ -11,6 +11,6 @@
 * :mod:`~bayes_at_scale.core.policies`   bandit policies (chapter 5);
 * :mod:`~bayes_at_scale.core.metrics`    TV, entropy, mutual information, ECE, AUROC, bootstrap CIs;
 * :mod:`~bayes_at_scale.core.profiling`, :mod:`~bayes_at_scale.core.cost_model`,
-  :mod:`~bayes_at_scale.core.records`   timers and peak memory, on-paper costs, recorded
+  :mod:`~bayes_at_scale.core.measurements`   timers and peak memory, on-paper costs, recorded
   measurements (chapter 7).
 """

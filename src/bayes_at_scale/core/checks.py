@@ -88,13 +88,6 @@ def check_threads(threads: int | None) -> int | None:
     return threads
 
 
-def check_n_samples(n_samples) -> int:
-    """A number of posterior samples: a positive integer."""
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    return n_samples
-
-
 def check_hidden(hidden, kinds: tuple[type, ...] = (tuple, list)) -> list[int]:
     """Hidden layer sizes: a non-empty tuple (or another of ``kinds``) of positive integers."""
     if not isinstance(hidden, kinds) or not hidden:

@@ -6,7 +6,8 @@ flavour to a :class:`~bayes_at_scale.core.models.CausalLM` (:func:`model_shape`)
 a flavour is skipped - with the reason - when its predicted flops or bytes exceed the budget.
 The decision depends on the shapes only, never on how busy the machine is, so every run
 measures the same flavours.  :func:`llm_laplace_costs` does the same bookkeeping for the shapes
-of large language models, and :func:`fit_power_law` fits how a measured cost scales with size.
+of large language models (:func:`bayes_at_scale.core.metrics.fit_power_law` fits how a measured
+cost scales with size).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import metrics
 from .checks import check_instance, check_ints, check_positive_int
 from .models import CausalLM
 from .posteriors import PosteriorConfig, flavour
@@ -157,26 +157,6 @@ def plan_fits(names: Iterable[str], shape: Mapping, n_pairs: int, budget_flops: 
                                           f"exceeds the budget")
         plans[name] = plan
     return plans
-
-
-def fit_power_law(x, y) -> tuple[float, float]:
-    """``(exponent, prefactor)`` of ``y = prefactor * x ** exponent``, least squares in log-log.
-
-    Raises a ``ValueError`` for non-positive, NaN or infinite values, mismatched lengths, or
-    fewer than two distinct ``x``.
-    """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if x.ndim != 1 or y.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"x and y must be one-dimensional of the same length, got shapes "
-                         f"{x.shape} and {y.shape}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("a power law cannot be fitted to NaN or infinite values")
-    if (x <= 0).any() or (y <= 0).any():
-        raise ValueError("a power law needs strictly positive x and y (it is fitted to their "
-                         "logarithms)")
-    exponent = metrics.loglog_slope(x, y)  # raises for fewer than two distinct x
-    prefactor = float(np.exp(np.mean(np.log(y)) - exponent * np.mean(np.log(x))))
-    return exponent, prefactor
 
 
 # --- large language models, on paper --------------------------------------------------------

@@ -15,7 +15,8 @@ from scipy import stats
 from torchmetrics.functional.classification import (binary_auroc, binary_roc,
                                                     multiclass_calibration_error)
 
-from .checks import as_array, check_labels, check_probabilities, check_same_shape
+from .checks import (as_array, check_labels, check_positive_int, check_probabilities,
+                     check_same_shape)
 
 
 def tv_distance(p, q) -> np.ndarray:
@@ -87,8 +88,7 @@ def ece(probs, labels, n_bins: int = 15) -> float:
     y = check_labels(labels, p.shape[0])
     if y.max() >= p.shape[1]:
         raise ValueError(f"labels must lie in 0..{p.shape[1] - 1}")
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    check_positive_int("n_bins", n_bins)
     value = multiclass_calibration_error(
         torch.as_tensor(p, dtype=torch.float64), torch.as_tensor(y), num_classes=p.shape[1],
         n_bins=n_bins, norm="l1",
@@ -142,6 +142,26 @@ def loglog_slope(x, y) -> float:
     if x.ndim != 1 or x.size < 2 or np.ptp(x) == 0:
         raise ValueError("log-log slope needs at least two distinct x values")
     return float(stats.linregress(np.log(x), np.log(y)).slope)
+
+
+def fit_power_law(x, y) -> tuple[float, float]:
+    """``(exponent, prefactor)`` of ``y = prefactor * x ** exponent``, least squares in log-log.
+
+    Raises a ``ValueError`` for non-positive, NaN or infinite values, mismatched lengths, or
+    fewer than two distinct ``x``.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.ndim != 1 or y.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"x and y must be one-dimensional of the same length, got shapes "
+                         f"{x.shape} and {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("a power law cannot be fitted to NaN or infinite values")
+    if (x <= 0).any() or (y <= 0).any():
+        raise ValueError("a power law needs strictly positive x and y (it is fitted to their "
+                         "logarithms)")
+    exponent = loglog_slope(x, y)  # raises for fewer than two distinct x
+    prefactor = float(np.exp(np.mean(np.log(y)) - exponent * np.mean(np.log(x))))
+    return exponent, prefactor
 
 
 def bootstrap_ci(statistic, *samples, seed: int, n_resamples: int = 2000,

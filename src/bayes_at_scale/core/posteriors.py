@@ -32,7 +32,7 @@ from laplace.curvature import AsdlGGN, CurvlinopsEF, CurvlinopsGGN
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .checks import check_n_samples
+from .checks import check_positive_int
 from .models import NextToken
 
 
@@ -164,6 +164,8 @@ class FittedPosterior:
 
     def _fit_timed(self, loader: DataLoader, tune) -> None:
         """Fit the curvature on ``loader``, then ``tune()`` the hyperparameters; record the time."""
+        if len(loader.dataset) == 0:
+            raise ValueError("the data loader is empty: nothing to fit the posterior on")
         start = time.perf_counter()
         self.la.fit(loader)
         tune()
@@ -206,8 +208,6 @@ class Posterior(FittedPosterior):
 
     def fit(self, loader: DataLoader) -> "Posterior":
         """Fit the Hessian approximation on ``loader`` and tune the prior precision."""
-        if len(loader.dataset) == 0:
-            raise ValueError("the data loader is empty: nothing to fit the posterior on")
         for prompts, targets in loader:
             self.model.lm.check_tokens(prompts)
             if targets.dim() != 1 or targets.is_floating_point():
@@ -247,7 +247,7 @@ class Posterior(FittedPosterior):
         which avoids building (prompts x vocabulary x parameters) Jacobians.
         """
         self._check(x)
-        check_n_samples(n_samples)
+        check_positive_int("n_samples", n_samples)
         pred_type = "nn" if self.config.subset_of_weights == "last_layer" \
             else self.config.pred_type
         chunks = []

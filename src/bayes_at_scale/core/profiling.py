@@ -61,7 +61,8 @@ import pandas as pd
 import torch
 
 from .checks import check_positive
-from .cost_model import fit_power_law, model_shape
+from .cost_model import model_shape
+from .metrics import fit_power_law
 from .models import CausalLM, NextToken, next_token_probs
 from .posteriors import count_loader, fit_posterior
 from .settings import derive_seed, seeded_torch

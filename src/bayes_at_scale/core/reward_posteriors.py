@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .checks import check_feature_inputs, check_n_samples
+from .checks import check_feature_inputs, check_positive_int
 from .posteriors import (BACKENDS, DEFAULT_REWARD_FLAVOUR, HYPER_METHODS, PREFERENCE_PRIOR_METHODS,
                          PREFERENCE_SUPPORTED, REWARD_FLAVOURS, FittedPosterior,
                          PreferencePosteriorConfig, RewardPosteriorConfig, build_laplace)
@@ -49,8 +49,7 @@ def reward_loader(inputs: torch.Tensor, rewards: torch.Tensor, batch_size: int =
         raise ValueError("cannot build a data loader from zero examples")
     if not torch.isfinite(rewards.double()).all():
         raise ValueError("rewards contain NaN or infinite values")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     return DataLoader(TensorDataset(inputs, rewards.to(inputs.dtype)[:, None]),
                       batch_size=batch_size, shuffle=False)
 
@@ -97,7 +96,7 @@ class _ScalarReward(FittedPosterior):
         sample is one function evaluated at every input.
         """
         self._check(x)
-        check_n_samples(n_samples)
+        check_positive_int("n_samples", n_samples)
         pred_type = "nn" if self.config.subset_of_weights == "last_layer" \
             else self.config.pred_type
         if pred_type != "nn" and x.shape[0] > self.config.predict_batch:
@@ -144,8 +143,6 @@ class RewardPosterior(_ScalarReward):
     def fit(self, loader: DataLoader) -> "RewardPosterior":
         """Fit the Hessian approximation on ``loader`` of (input, reward) pairs, then tune the
         prior precision and the observation noise by the marginal likelihood."""
-        if len(loader.dataset) == 0:
-            raise ValueError("the data loader is empty: nothing to fit the posterior on")
         for inputs, rewards in loader:
             check_feature_inputs(inputs)
             if rewards.shape != (inputs.shape[0], 1) or not rewards.is_floating_point():
@@ -220,8 +217,7 @@ def preference_loader(pairs: torch.Tensor, preferred: torch.Tensor, batch_size: 
             or ((preferred != 0) & (preferred != 1)).any():
         raise ValueError("preferred must hold integer indices 0 or 1 (which response of the "
                          "pair is preferred)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     return DataLoader(TensorDataset(pairs, preferred.long()), batch_size=batch_size,
                       shuffle=False)
 
@@ -259,8 +255,6 @@ class PreferencePosterior(_ScalarReward):
     def fit(self, loader: DataLoader) -> "PreferencePosterior":
         """Fit the GGN on ``loader`` of (pair, preferred index) items, then tune the prior
         precision by the marginal likelihood (unless ``prior_method="fixed"``)."""
-        if len(loader.dataset) == 0:
-            raise ValueError("the data loader is empty: nothing to fit the posterior on")
         for pairs, preferred in loader:
             if pairs.dim() != 3 or pairs.shape[1] != 2 or not pairs.is_floating_point():
                 raise ValueError(f"pairs must be a floating-point tensor of shape "

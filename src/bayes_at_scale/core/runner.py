@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from .checks import check_int
-from .settings import derive_seed, quiet_library_warnings, quiet_progress, torch_threads
+from .settings import (derive_seed, quiet_library_warnings, quiet_progress, seed_everything,
+                       torch_threads)
 
 #: Key of :func:`derive_seed` for the global generators a task starts from.
 GLOBAL_STREAM = 0
@@ -62,10 +63,7 @@ def _seeded_globals(seed: int):
     """Seed Python's, NumPy's and torch's global generators from ``seed``; restore them after."""
     state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[]):
-        derived = derive_seed(seed, GLOBAL_STREAM)
-        random.seed(derived)
-        np.random.seed(derived)
-        torch.manual_seed(derived)
+        seed_everything(derive_seed(seed, GLOBAL_STREAM))
         try:
             yield
         finally:

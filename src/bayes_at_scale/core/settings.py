@@ -18,15 +18,18 @@ import sys
 import contextlib
 import contextvars
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checks import check_threads
+from .checks import check_positive_int, check_threads
 
 SCALES = ("quick", "full")
+T = TypeVar("T")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -49,9 +52,7 @@ class Settings:
 
     def seeds(self, n: int) -> list[int]:
         """``n`` replicate seeds derived from the base seed."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"number of seeds must be a positive integer, got {n!r}")
-        return [self.seed + i for i in range(n)]
+        return [self.seed + i for i in range(check_positive_int("number of seeds", n))]
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -86,6 +87,14 @@ def from_env() -> Settings:
         except ValueError as error:
             raise ValueError(f"{variable}: {error}") from None
     return Settings(**values)
+
+
+def at_scale(options: Mapping[str, T], scale: str) -> T:
+    """``options[scale]``: what a recipe table holds for ``scale``; an unknown scale is an error
+    that names the scales there are."""
+    if scale not in options:
+        raise ValueError(f"unknown scale {scale!r}: expected one of {tuple(options)}")
+    return options[scale]
 
 
 def derive_seed(seed: int, *keys: int) -> int:

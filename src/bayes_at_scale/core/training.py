@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from . import metrics
 from .checks import (check_count_weights, check_finite_array, check_hidden, check_instance,
-                     check_int, check_next_token_counts, check_number, check_preference_pairs)
+                     check_int, check_next_token_counts, check_number, check_positive_int,
+                     check_preference_pairs)
 from .models import CausalLM, PreferenceNet
 from .settings import derive_seed, seeded_torch, show_progress
 
@@ -53,8 +54,7 @@ def train_map(model: nn.Module, contexts: torch.Tensor, counts: torch.Tensor, *,
     to norm ``clip_norm`` (None: no clipping), which keeps early steps from overshooting.
     """
     check_next_token_counts(contexts, counts, model.vocab_size)
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    check_positive_int("steps", steps)
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
     if not weight_decay >= 0:

@@ -46,7 +46,7 @@ from ..core.checks import (check_instance, check_int, check_items, check_number,
 from ..core.models import CausalLM
 from ..core.posteriors import PreferencePosteriorConfig
 from ..core.reward_posteriors import PreferencePosterior, preference_loader
-from ..core.settings import derive_seed, torch_threads
+from ..core.settings import at_scale, derive_seed, torch_threads
 from ..core.training import (Recipe, RewardModelConfig, pairwise_accuracy, reinforce_loss,
                              train_reward_model)
 from ..worlds.facts import FACT_RECIPES, FactWorld, answer_outcome, fact_world, train_fact_model
@@ -444,6 +444,4 @@ RECIPES = {
 
 def recipe(scale: str) -> AlignmentRecipe:
     """The recipe of ``scale`` (``"quick"`` or ``"full"``)."""
-    if scale not in RECIPES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {tuple(RECIPES)}")
-    return RECIPES[scale]
+    return at_scale(RECIPES, scale)

@@ -20,6 +20,7 @@ from ..worlds.fragments import (ANSWERS, FRAGMENT_RECIPES, FragmentCorpus, count
                                fragment_world)
 from ..worlds.text import CHAR_RECIPES, CharCorpus, char_world
 from ..core.models import CausalLM, next_token_probs
+from ..core.settings import at_scale
 from ..core.training import Recipe, excess_loss, train_language_model
 
 
@@ -62,9 +63,7 @@ class Replicate:
 
 def recipes(scale: str) -> tuple[Recipe, Recipe]:
     """Chapter 1's two recipes at ``scale``: the fragment world's and the real text's."""
-    if scale not in FRAGMENT_RECIPES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {tuple(FRAGMENT_RECIPES)}")
-    return FRAGMENT_RECIPES[scale], CHAR_RECIPES[scale]
+    return at_scale(FRAGMENT_RECIPES, scale), at_scale(CHAR_RECIPES, scale)
 
 
 def run_fragments(recipe: Recipe, seed: int) -> Replicate:

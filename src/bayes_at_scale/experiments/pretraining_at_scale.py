@@ -25,6 +25,7 @@ from ..worlds.fragments import FragmentCorpus, count_bucket, fragment_world
 from ..core.models import NextToken, next_token_probs
 from ..core.posteriors import DEFAULT_FLAVOUR, count_loader, fit_posterior
 from ..core.runner import run_tasks
+from ..core.settings import at_scale
 from ..core.training import Recipe, train_language_model
 
 RARE = 3
@@ -48,16 +49,12 @@ SIZES = {"quick": (1_000, 3_000, 10_000, 32_000),  # 1.5 orders of magnitude
 
 def recipe(scale: str) -> Recipe:
     """Chapter 3's recipe at ``scale``: its world and network (the corpus sizes: :func:`sizes`)."""
-    if scale not in SCALE_RECIPES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {tuple(SCALE_RECIPES)}")
-    return SCALE_RECIPES[scale]
+    return at_scale(SCALE_RECIPES, scale)
 
 
 def sizes(scale: str) -> tuple[int, ...]:
     """Chapter 3's corpus sizes at ``scale``."""
-    if scale not in SIZES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {tuple(SIZES)}")
-    return SIZES[scale]
+    return at_scale(SIZES, scale)
 
 
 def corpus_at(recipe: Recipe, seed: int, n_tokens: int) -> FragmentCorpus:
@@ -159,14 +156,6 @@ def c5_statistics(table: pd.DataFrame) -> dict:
             "loglog_slope_kl_n": metrics.loglog_slope(table["N"], table["kl"])}
 
 
-def fit_power_law(x, y) -> tuple[float, float]:
-    """``(exponent, prefactor)`` of ``y = prefactor * x ** exponent`` by log-log least squares."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    exponent = metrics.loglog_slope(x, y)
-    prefactor = float(np.exp(np.mean(np.log(y)) - exponent * np.mean(np.log(x))))
-    return exponent, prefactor
-
-
 def extrapolate(table: pd.DataFrame, column: str, targets) -> pd.DataFrame:
     """A power law fitted per seed to the positive values of ``column`` against N, evaluated at
     ``targets`` (token counts far beyond the sweep): an extrapolation, not a measurement."""
@@ -175,7 +164,7 @@ def extrapolate(table: pd.DataFrame, column: str, targets) -> pd.DataFrame:
         positive = part[part[column] > 0]
         if len(positive) < 2:
             raise ValueError(f"seed {seed}: fewer than two positive values of {column} to fit")
-        exponent, prefactor = fit_power_law(positive["N"], positive[column])
+        exponent, prefactor = metrics.fit_power_law(positive["N"], positive[column])
         for n in targets:
             rows.append({"seed": seed, "N": float(n), column: prefactor * float(n) ** exponent,
                          "exponent": exponent, "fitted_on": len(positive)})

@@ -23,7 +23,7 @@ Compute is wall seconds, training included.
 
 :func:`run_costs` runs both and the on-paper LLM table; the book reads its verdicts from a
 recorded run (:func:`load_results`, checked against its checksum by
-:mod:`bayes_at_scale.core.records`).
+:mod:`bayes_at_scale.core.measurements`).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from ..core.models import CausalLM, NextToken, next_token_probs
 from ..core.posteriors import DEFAULT_FLAVOUR, FLAVOURS, count_loader, fit_posterior
 from ..core.profiling import (DEFINITIONS, PeakMemory, median, profile_size, scaling_fits,
                               timed_training)
-from ..core.records import read_record, write_record
+from ..core.measurements import read_measurement, write_measurement
 from ..core.settings import derive_seed, project_root
 from ..worlds.facts import (FACT_RECIPES, FactWorld, answer_outcome, answer_table,
                             detection_labels, make_fact_world)
@@ -475,16 +475,16 @@ def record_path(scale: str, root: Path | str | None = None, sweep_only: bool = F
 def record_results(text: str, scale: str, root: Path | str | None = None,
                    sweep_only: bool = False) -> Path:
     """Write a benchmark's JSON ``text`` as the recorded measurement of ``scale`` and update
-    the folder's ``SHA256SUMS`` (:func:`~bayes_at_scale.core.records.write_record`)."""
-    return write_record(record_path(scale, root, sweep_only), text)
+    the folder's ``SHA256SUMS`` (:func:`~bayes_at_scale.core.measurements.write_measurement`)."""
+    return write_measurement(record_path(scale, root, sweep_only), text)
 
 
 def load_results(scale: str, root: Path | str | None = None, sweep_only: bool = False) -> dict:
     """The recorded measurement of ``scale``, checked against ``SHA256SUMS``
-    (:func:`~bayes_at_scale.core.records.read_record`: a missing file names the command that
+    (:func:`~bayes_at_scale.core.measurements.read_measurement`: a missing file names the command that
     records it; a changed one is refused) and against the scale and kind of run asked for."""
     path = record_path(scale, root, sweep_only)
-    results = read_record(path, f"python benchmarks/costs.py --scale {scale} --record"
+    results = read_measurement(path, f"python benchmarks/costs.py --scale {scale} --record"
                           + (" --sweep-only" if sweep_only else ""))
     if results.get("scale") != scale:
         raise ValueError(f"{path} holds scale {results.get('scale')!r}, not {scale!r}")

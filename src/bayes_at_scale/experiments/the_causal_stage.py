@@ -24,7 +24,7 @@ from ..core.checks import check_actions, check_instance, check_int, check_items,
 from ..core.policies import (EpsilonGreedy, LaplaceThompson, LinearThompson, NeuralConfig,
                              NeuralGreedy, Policy, Uniform)
 from ..core.runner import run_tasks
-from ..core.settings import torch_threads
+from ..core.settings import at_scale, torch_threads
 from ..worlds.bandits import ClassificationBandit, Environment, RLHFBandit, WheelBandit
 
 
@@ -146,9 +146,7 @@ CLAIM_DELTA = 0.95
 
 def recipe(scale: str) -> BanditRecipe:
     """The recipe of ``scale`` (``"quick"`` or ``"full"``)."""
-    if scale not in RECIPES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {tuple(RECIPES)}")
-    return RECIPES[scale]
+    return at_scale(RECIPES, scale)
 
 
 def environments(recipe: BanditRecipe, delta: float = CLAIM_DELTA) -> dict[str, Environment]:

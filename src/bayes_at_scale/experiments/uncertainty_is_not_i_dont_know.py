@@ -22,7 +22,7 @@ from ..worlds.facts import (FACT_RECIPES, FactWorld, answer_outcome, answer_tabl
                     graded_score)
 from ..core.models import CausalLM, NextToken
 from ..core.posteriors import DEFAULT_FLAVOUR, count_loader, fit_posterior
-from ..core.settings import derive_seed
+from ..core.settings import at_scale, derive_seed
 from ..core.training import Recipe, excess_loss
 
 MODELS = ("MAP", "LA")
@@ -60,9 +60,7 @@ class FactReplicate:
 
 def recipe(scale: str) -> Recipe:
     """Chapter 4's recipe at ``scale``: the fact world's (:data:`~bayes_at_scale.worlds.facts.FACT_RECIPES`)."""
-    if scale not in FACT_RECIPES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {tuple(FACT_RECIPES)}")
-    return FACT_RECIPES[scale]
+    return at_scale(FACT_RECIPES, scale)
 
 
 def run_facts(recipe: Recipe, seed: int, n_queries: int = 4000, n_samples: int = 200

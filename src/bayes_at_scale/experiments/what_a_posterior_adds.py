@@ -22,10 +22,11 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ..core import metrics
-from ..core.checks import check_counts
+from ..core.checks import check_counts, check_positive_int
 from ..worlds.fragments import ANSWERS, FRAGMENT_RECIPES, FragmentCorpus, count_bucket, fragment_world
 from ..core.models import CausalLM, NextToken, next_token_probs
 from ..core.posteriors import DEFAULT_FLAVOUR, Posterior, count_loader, fit_posterior, flavour
+from ..core.settings import at_scale
 from ..core.training import Recipe, train_language_model
 
 RARE = 3          # n(f) <= RARE: "rare" in claims C3 and C4
@@ -225,8 +226,7 @@ def c4_statistics(shrinkage: pd.DataFrame, seed: int) -> dict:
 def heldout_by_bucket(table: pd.DataFrame, per_fragment: int, seed: int) -> pd.DataFrame:
     """Held-out NLL and ECE of MAP and LA per count bucket: ``per_fragment`` fresh answers per
     seen fragment, drawn from its true answer distribution."""
-    if isinstance(per_fragment, bool) or not isinstance(per_fragment, int) or per_fragment < 1:
-        raise ValueError(f"per_fragment must be a positive integer, got {per_fragment!r}")
+    check_positive_int("per_fragment", per_fragment)
     rng = np.random.default_rng(seed)
     truth = np.stack(table["p_true"])
     answers = np.stack([rng.choice(len(ANSWERS), per_fragment, p=p / p.sum()) for p in truth])
@@ -266,9 +266,7 @@ class PosteriorReplicate:
 
 def recipe(scale: str) -> Recipe:
     """Chapter 2's recipe at ``scale``: chapter 1's fragment world and network."""
-    if scale not in FRAGMENT_RECIPES:
-        raise ValueError(f"unknown scale {scale!r}: expected one of {tuple(FRAGMENT_RECIPES)}")
-    return FRAGMENT_RECIPES[scale]
+    return at_scale(FRAGMENT_RECIPES, scale)
 
 
 def run_posteriors(recipe: Recipe, seed: int, flavours=(DEFAULT_FLAVOUR,),

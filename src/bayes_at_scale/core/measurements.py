@@ -3,9 +3,10 @@
 A measurement that depends on the machine (a wall time, a peak memory) cannot be re-derived
 when the book is built, so a chapter reads it from a record: a JSON file written once by the
 command that measured it, next to a ``SHA256SUMS`` file (``sha256sum -c`` format) in the same
-folder.  :func:`write_record` writes a record and its checksum line; :func:`read_record` refuses
-a record that is missing, has no checksum, or was changed after it was written, and names the
-command that records it again.
+folder.  :func:`write_measurement` writes a record and its checksum line;
+:func:`read_measurement` refuses a record that is missing, has no checksum, or was changed after
+it was written, and names the command that records it again.  (Not to be confused with the
+verdict records of :mod:`bayes_at_scale.book.claims`.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def sha256(path: Path | str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def write_record(path: Path | str, text: str) -> Path:
+def write_measurement(path: Path | str, text: str) -> Path:
     """Write ``text`` to ``path`` (creating its folder) and put its checksum in the folder's
     ``SHA256SUMS``, replacing the file's old line if there is one; lines stay sorted."""
     path = Path(path)
@@ -35,7 +36,7 @@ def write_record(path: Path | str, text: str) -> Path:
     return path
 
 
-def read_record(path: Path | str, command: str) -> dict:
+def read_measurement(path: Path | str, command: str) -> dict:
     """The JSON record at ``path``, after checking it against its folder's ``SHA256SUMS``.
 
     Raises ``FileNotFoundError`` naming ``command`` (the command that records it) when it is
