@@ -41,7 +41,9 @@ TWO = _claim(Condition("x", "<=", 0.5, 3), Condition("y", ">", 0.0, 2))
 
 
 def test_the_real_claims_file(all_claims):
-    assert list(all_claims) == [f"C{i}" for i in range(1, 15)]
+    ids = list(all_claims)
+    assert ids[:14] == [f"C{i}" for i in range(1, 15)]
+    assert ids[14:] == [f"C{i}" for i in range(15, 15 + len(ids) - 14)]
     for cid, c in all_claims.items():
         assert c.id == cid
         assert isinstance(c.chapter, int) and c.chapter >= 1
@@ -50,14 +52,23 @@ def test_the_real_claims_file(all_claims):
         for cond in c.conditions:
             assert cond.op in claims.OPS
             assert re.fullmatch(r"[a-z][a-z0-9_]*", cond.statistic)
-            assert isinstance(cond.threshold, float) and cond.digits >= 1
+            assert isinstance(cond.threshold, float) and cond.digits >= 0
+            assert cond.scope in claims.SCOPES
         assert "\n" not in c.statement and "  " not in c.statement  # folded to one line
-        assert c.round == 1  # round 2 claims come later
-        assert c.discussed_as in claims.VERDICTS
         assert c.anchor == f"claim-{cid.lower()}"
-    # chapters appear in order
-    chapters = [c.chapter for c in all_claims.values()]
-    assert chapters == sorted(chapters)
+        if int(cid[1:]) <= 14:
+            assert c.round == 1 and c.refines is None
+            assert c.discussed_as in claims.VERDICTS
+            assert all(cond.scope == "seed" for cond in c.conditions)
+        else:
+            assert c.round == 2
+            if c.refines is not None:  # a round-2 claim refines a round-1 claim of its chapter
+                assert all_claims[c.refines].round == 1
+                assert all_claims[c.refines].chapter == c.chapter
+    # within a round, chapters appear in order
+    for r in (1, 2):
+        chapters = [c.chapter for c in all_claims.values() if c.round == r]
+        assert chapters == sorted(chapters)
 
 
 def test_claims_file_details(all_claims):
@@ -66,8 +77,11 @@ def test_claims_file_details(all_claims):
     assert c1.conditions == (Condition("mean_tv_frequent", "<=", 0.02, 3),
                              Condition("spearman_n_tv", "<=", -0.5, 2))
     assert all_claims["C14"].cite is None
-    assert [c.id for c in claims.claims_for_chapter(1, all_claims)] == ["C1", "C2"]
-    assert [c.id for c in claims.claims_for_chapter(7, all_claims)] == ["C13", "C14"]
+    assert [c.id for c in claims.claims_for_chapter(1, all_claims)] == ["C1", "C2", "C15",
+                                                                          "C16"]
+    assert [c.id for c in claims.claims_for_chapter(7, all_claims)][:2] == ["C13", "C14"]
+    assert all_claims["C15"].refines == "C1" and all_claims["C20"].refines is None
+    assert [c.scope for c in all_claims["C19"].conditions] == ["pooled"] * 3
     assert claims.claims_for_chapter(99, all_claims) == []
 
 
@@ -301,7 +315,7 @@ def test_report_reads_the_claims_file_by_default(capsys, no_records):
     assert capsys.readouterr().out.startswith("CLAIM C13: REFUTED - worst_cost_in_epochs = 4.00")
 
 
-@pytest.mark.parametrize("cid", ["C0", "C15", "c1", "X", ""])
+@pytest.mark.parametrize("cid", ["C0", "C99", "c1", "X", ""])
 def test_report_unknown_claim(all_claims, cid):
     with pytest.raises(KeyError, match=rf"unknown claim '{cid}'; known: C1, C2, "):
         claims.report(cid, [{"x": 0.0}], all_claims)
@@ -527,3 +541,65 @@ def test_bad_records(all_claims, changes, pattern):
 def test_a_record_must_be_an_object():
     with pytest.raises(ValueError, match=r"not a verdict record"):
         claims.Record.from_json("[1, 2]")
+
+
+# --- round 2: unrounded comparisons, pooled statistics, premises ------------------------------
+
+
+def _round2(*conditions: Condition) -> Claim:
+    return dataclasses.replace(_claim(*conditions), round=2)
+
+
+def test_round_two_compares_unrounded_values():
+    one, two = ONE, _round2(Condition("x", "<=", 0.5, 3))
+    assert claims.verdict(one, [{"x": 0.5004}]) == "SUPPORTED"   # printed 0.500
+    assert claims.verdict(two, [{"x": 0.5004}]) == "REFUTED"     # 0.5004 > 0.5
+    assert claims.verdict(two, [{"x": 0.5 + 5e-10}]) == "SUPPORTED"  # on the threshold
+    strict = _round2(Condition("x", "<", 0.5, 3))
+    assert claims.verdict(strict, [{"x": 0.5 - 5e-10}]) == "REFUTED"  # on it: not below
+
+
+def test_pooled_conditions_are_judged_once_with_their_interval():
+    claim = _round2(Condition("x", "<=", 0.5, 3), Condition("z", ">=", 1.0, 2, "pooled"))
+    seeds = [{"x": 0.1}, {"x": 0.2}]
+    assert claims.verdict(claim, seeds, {"z": (1.5, 1.2, 1.8)}) == "SUPPORTED"
+    assert claims.verdict(claim, seeds, {"z": (1.5, 0.8, 1.8)}) == "INCONCLUSIVE"
+    assert claims.verdict(claim, [{"x": 0.9}], {"z": 0.5}) == "REFUTED"
+    assert claims.verdict(claim, seeds, {"z": 0.5}) == "INCONCLUSIVE"  # seeds pass, pool fails
+    line = claims.verdict_line(claim, seeds, {"z": (1.5, 1.2, 1.8)})
+    assert "x = 0.100/0.200, z = 1.50 [1.20, 1.80] [2 seeds]" in line
+    with pytest.raises(KeyError, match="needs statistic"):
+        claims.verdict(claim, seeds, {})
+    with pytest.raises(ValueError, match="no pooled conditions"):
+        claims.verdict(_round2(Condition("x", "<=", 0.5, 3)), seeds, {"z": 1.0})
+
+
+def test_a_failed_premise_is_inconclusive_never_refuted():
+    claim = _round2(Condition("x", "<=", 0.5, 3))
+    assert claims.verdict(claim, [{"x": 0.9, "premise_met": 0}] * 2) == "INCONCLUSIVE"
+    assert claims.verdict(claim, [{"x": 0.1, "premise_met": 0}] * 2) == "INCONCLUSIVE"
+    assert claims.verdict(claim, [{"x": 0.9, "premise_met": 1}] * 2) == "REFUTED"
+
+
+def test_pooled_records_round_trip(tmp_path, monkeypatch):
+    claim = _round2(Condition("x", "<=", 0.5, 3), Condition("z", ">=", 1.0, 2, "pooled"))
+    record = claims.make_record(claim, [{"x": 0.1}], pooled={"z": (1.5, 1.2, 1.8)},
+                                root=tmp_path)
+    assert record.pooled == {"z": {"value": 1.5, "low": 1.2, "high": 1.8}}
+    again = claims.Record.from_json(record.to_json())
+    assert again == record and again.verdict == "SUPPORTED"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"refines": "one"}, "refines must name a claim"),
+    ({"conditions": [{"statistic": "x", "op": "<=", "threshold": 1, "scope": "all"}]},
+     "unknown scope"),
+    ({"round": 1, "conditions": [{"statistic": "x", "op": "<=", "threshold": 1,
+                                  "scope": "pooled"}]}, "pooled conditions are a round-2"),
+])
+def test_bad_round_two_entries(change, message):
+    entry = {"id": "C99", "chapter": 1, "round": 2, "source": "s", "claim": "c",
+             "statement": "s", "rule": "r",
+             "conditions": [{"statistic": "x", "op": "<=", "threshold": 1}], **change}
+    with pytest.raises(ValueError, match=message):
+        claims._parse_claim(entry)

@@ -42,6 +42,11 @@ RECORDS_ENV = "ESSAY_RECORDS"
 #: The version of a record's layout; a record of another version is not read.
 RECORD_FORMAT = 1
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: Round 2 compares unrounded values; a value this close to its threshold counts as on it.
+ON_THRESHOLD = 1e-9
+SCOPES = ("seed", "pooled")
+#: The statistic a claim with a premise reports: 1 where the premise holds, 0 where it fails.
+PREMISE = "premise_met"
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,16 @@ class Condition:
     op: str
     threshold: float
     digits: int
+    scope: str = "seed"   # "seed": measured on every seed; "pooled": once, over all seeds
 
     def holds(self, value: float) -> bool:
+        return OPS[self.op](value, self.threshold)
+
+    def holds_unrounded(self, value: float) -> bool:
+        """Round 2's comparison: the unrounded value, one within :data:`ON_THRESHOLD` of the
+        threshold counting as on it."""
+        if abs(value - self.threshold) <= ON_THRESHOLD:
+            value = self.threshold
         return OPS[self.op](value, self.threshold)
 
 
@@ -67,6 +80,17 @@ class Claim:
     conditions: tuple[Condition, ...]
     round: int = 1
     discussed_as: str | None = None  # the verdict the closing chapter's prose was written against
+    refines: str | None = None       # the round-1 claim a round-2 claim refines
+
+    def holds(self, condition: Condition, value: float) -> bool:
+        """Does ``value`` meet ``condition``? Round 1 compares the value as printed (rounded);
+        round 2 the unrounded value."""
+        if self.round >= 2:
+            return condition.holds_unrounded(value)
+        return condition.holds(round(value, condition.digits))
+
+    def conditions_in(self, scope: str) -> tuple[Condition, ...]:
+        return tuple(c for c in self.conditions if c.scope == scope)
 
     @property
     def anchor(self) -> str:
@@ -96,18 +120,28 @@ def _parse_claim(entry: dict) -> Claim:
     if discussed is not None and discussed not in VERDICTS:
         raise ValueError(f"claim {entry['id']}: discussed_as must be one of "
                          f"{', '.join(VERDICTS)}, got {discussed!r}")
+    refines = entry.get("refines")
+    if refines is not None and not re.fullmatch(r"C\d+", str(refines)):
+        raise ValueError(f"claim {entry['id']}: refines must name a claim C<n>, got {refines!r}")
     conditions = []
     for c in entry["conditions"]:
         if c.get("op") not in OPS:
             raise ValueError(f"claim {entry['id']}: unknown operator {c.get('op')!r}")
+        scope = c.get("scope", "seed")
+        if scope not in SCOPES:
+            raise ValueError(f"claim {entry['id']}: unknown scope {scope!r}, expected one of "
+                             f"{', '.join(SCOPES)}")
+        if scope == "pooled" and entry["round"] < 2:
+            raise ValueError(f"claim {entry['id']}: pooled conditions are a round-2 rule")
         conditions.append(Condition(str(c["statistic"]), c["op"], float(c["threshold"]),
-                                    int(c.get("digits", 3))))
+                                    int(c.get("digits", 3)), scope))
     if not conditions:
         raise ValueError(f"claim {entry['id']} has no conditions")
     return Claim(id=entry["id"], chapter=int(entry["chapter"]), source=str(entry["source"]),
                  cite=entry.get("cite"), claim=entry["claim"].strip(),
                  statement=" ".join(entry["statement"].split()), rule=entry["rule"],
-                 conditions=tuple(conditions), round=entry["round"], discussed_as=discussed)
+                 conditions=tuple(conditions), round=entry["round"], discussed_as=discussed,
+                 refines=refines)
 
 
 def load_claims(path: Path | str | None = None) -> dict[str, Claim]:
@@ -142,16 +176,19 @@ def _split(measured) -> tuple[float, float | None, float | None]:
     return value, low, high
 
 
-def seed_outcome(claim: Claim, stats: dict) -> str:
-    """``pass``, ``fail`` or ``undecided`` for one seed's statistics."""
-    missing = [c.statistic for c in claim.conditions if c.statistic not in stats]
+def _outcome(claim: Claim, conditions, stats: dict, what: str) -> str:
+    """``pass``, ``fail`` or ``undecided`` for ``stats`` measured on ``conditions``: a failed
+    premise (``premise_met = 0``) or an interval straddling a threshold is undecided."""
+    missing = [c.statistic for c in conditions if c.statistic not in stats]
     if missing:
-        raise KeyError(f"claim {claim.id} needs statistic(s) {', '.join(missing)}")
+        raise KeyError(f"claim {claim.id} needs statistic(s) {', '.join(missing)} ({what})")
+    if PREMISE in stats and not float(stats[PREMISE]):
+        return "undecided"
     outcomes = []
-    for c in claim.conditions:
+    for c in conditions:
         value, low, high = _split(stats[c.statistic])
-        point = c.holds(round(value, c.digits))
-        if low is not None and (c.holds(low) != point or c.holds(high) != point):
+        point = claim.holds(c, value)
+        if low is not None and (claim.holds(c, low) != point or claim.holds(c, high) != point):
             outcomes.append("undecided")
         else:
             outcomes.append("pass" if point else "fail")
@@ -160,11 +197,31 @@ def seed_outcome(claim: Claim, stats: dict) -> str:
     return "undecided" if "undecided" in outcomes else "pass"
 
 
-def verdict(claim: Claim, per_seed: list[dict]) -> str:
-    """Apply the claim's rule to the statistics of every seed."""
+def seed_outcome(claim: Claim, stats: dict) -> str:
+    """``pass``, ``fail`` or ``undecided`` for one seed's statistics (its per-seed
+    conditions; ``pass`` when the rule has none)."""
+    return _outcome(claim, claim.conditions_in("seed"), stats, "per-seed")
+
+
+def pooled_outcome(claim: Claim, pooled: dict | None) -> str | None:
+    """The outcome of the rule's pooled conditions (None when it has none)."""
+    conditions = claim.conditions_in("pooled")
+    if not conditions:
+        if pooled:
+            raise ValueError(f"claim {claim.id} has no pooled conditions, yet pooled "
+                             f"statistics were given: {', '.join(pooled)}")
+        return None
+    return _outcome(claim, conditions, dict(pooled or {}), "pooled")
+
+
+def verdict(claim: Claim, per_seed: list[dict], pooled: dict | None = None) -> str:
+    """Apply the claim's rule to the statistics of every seed (and to the pooled ones)."""
     if not per_seed:
         raise ValueError(f"claim {claim.id}: no seeds evaluated")
     outcomes = {seed_outcome(claim, s) for s in per_seed}
+    joint = pooled_outcome(claim, pooled)
+    if joint is not None:
+        outcomes.add(joint)
     if outcomes == {"pass"}:
         return "SUPPORTED"
     if outcomes == {"fail"}:
@@ -178,16 +235,29 @@ def _fmt(value: float, digits: int) -> str:
     return text.lstrip("-") if text.strip("-0.") == "" else text
 
 
-def printed_values(claim: Claim, per_seed: list[dict]) -> dict[str, tuple[str, ...]]:
-    """Each statistic of the rule as the verdict line prints it, one text per seed."""
-    return {c.statistic: tuple(_fmt(_split(s[c.statistic])[0], c.digits) for s in per_seed)
-            for c in claim.conditions}
+def printed_values(claim: Claim, per_seed: list[dict], pooled: dict | None = None
+                   ) -> dict[str, tuple[str, ...]]:
+    """Each statistic of the rule as the verdict line prints it: one text per seed, or for a
+    pooled statistic one text ``value [low, high]``."""
+    out = {}
+    for c in claim.conditions:
+        if c.scope == "pooled":
+            value, low, high = _split((pooled or {})[c.statistic])
+            text = _fmt(value, c.digits) + ("" if low is None else
+                                            f" [{_fmt(low, c.digits)}, {_fmt(high, c.digits)}]")
+            out[c.statistic] = (text,)
+        else:
+            out[c.statistic] = tuple(_fmt(_split(s[c.statistic])[0], c.digits)
+                                     for s in per_seed)
+    return out
 
 
-def verdict_line(claim: Claim, per_seed: list[dict]) -> str:
+def verdict_line(claim: Claim, per_seed: list[dict], pooled: dict | None = None) -> str:
     values = ", ".join(f"{name} = " + "/".join(texts)
-                       for name, texts in printed_values(claim, per_seed).items())
-    return f"CLAIM {claim.id}: {verdict(claim, per_seed)} - {values} (rule: {claim.rule})"
+                       for name, texts in printed_values(claim, per_seed, pooled).items())
+    seeds = f" [{len(per_seed)} seeds]" if claim.round >= 2 else ""
+    return (f"CLAIM {claim.id}: {verdict(claim, per_seed, pooled)} - {values}{seeds} "
+            f"(rule: {claim.rule})")
 
 
 def parse_verdict_lines(text: str) -> dict[str, str]:
@@ -234,6 +304,8 @@ class Record:
     outcomes: tuple[str, ...]
     extra: dict[str, float] = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    pooled: dict = field(default_factory=dict)   # pooled statistic -> {"value", "low", "high"}
+    refines: str | None = None
 
     @property
     def measured(self) -> str:
@@ -251,6 +323,8 @@ class Record:
         if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
             raise ValueError(f"not a verdict record of format {RECORD_FORMAT}")
         names = [f for f in cls.__dataclass_fields__]
+        data.setdefault("pooled", {})
+        data.setdefault("refines", None)
         missing = [n for n in names if n not in data]
         if missing:
             raise ValueError(f"verdict record lacks {', '.join(missing)}")
@@ -299,26 +373,28 @@ def _extra_values(claim: Claim, extra: Mapping | None) -> dict[str, float]:
     return dict(sorted(values.items()))
 
 
+def _stored(measured) -> dict:
+    value, low, high = _split(measured)
+    return {"value": value} if low is None else {"value": value, "low": low, "high": high}
+
+
 def make_record(claim: Claim, per_seed: list[dict], extra: Mapping | None = None,
-                root: Path | str | None = None) -> Record:
+                root: Path | str | None = None, pooled: dict | None = None) -> Record:
     """The record of ``claim``'s verdict on ``per_seed`` (the document looked up under ``root``,
     by default the book's root; the settings read from the environment)."""
-    seeds = []
-    for stats in per_seed:
-        seed = {}
-        for c in claim.conditions:
-            value, low, high = _split(stats[c.statistic])
-            seed[c.statistic] = {"value": value} if low is None else \
-                {"value": value, "low": low, "high": high}
-        seeds.append(seed)
+    seeds = [{c.statistic: _stored(stats[c.statistic]) for c in claim.conditions_in("seed")}
+             for stats in per_seed]
+    joint = {c.statistic: _stored((pooled or {})[c.statistic])
+             for c in claim.conditions_in("pooled")}
     return Record(claim=claim.id, round=claim.round, chapter=claim.chapter,
                   document=chapter_document(claim.chapter, root), anchor=claim.anchor,
-                  rule=claim.rule, verdict=verdict(claim, per_seed),
-                  line=verdict_line(claim, per_seed),
+                  rule=claim.rule, verdict=verdict(claim, per_seed, pooled),
+                  line=verdict_line(claim, per_seed, pooled),
                   statistics=tuple(c.statistic for c in claim.conditions), seeds=tuple(seeds),
-                  printed=printed_values(claim, per_seed),
+                  printed=printed_values(claim, per_seed, pooled),
                   outcomes=tuple(seed_outcome(claim, s) for s in per_seed),
-                  extra=_extra_values(claim, extra), settings=asdict(from_env()))
+                  extra=_extra_values(claim, extra), settings=asdict(from_env()),
+                  pooled=joint, refines=claim.refines)
 
 
 def records_folder(root: Path | str | None = None) -> Path | None:
@@ -346,7 +422,7 @@ def write_record(record: Record, folder: Path | str) -> Path:
 
 
 def report(claim_id: str, per_seed: list[dict], claims: dict[str, Claim] | None = None,
-           extra: Mapping | None = None) -> None:
+           extra: Mapping | None = None, pooled: Mapping | None = None) -> None:
     """Print the verdict line of ``claim_id`` for the per-seed statistics, and record it.
 
     With ``ESSAY_RECORDS`` set, the verdict is also written as a :class:`Record`, carrying
@@ -359,9 +435,10 @@ def report(claim_id: str, per_seed: list[dict], claims: dict[str, Claim] | None 
         raise KeyError(f"unknown claim {claim_id!r}; known: {', '.join(claims)}")
     claim = claims[claim_id]
     folder = records_folder()
-    record = make_record(claim, per_seed, extra) if folder is not None else None
+    pooled = dict(pooled) if pooled is not None else None
+    record = make_record(claim, per_seed, extra, pooled=pooled) if folder is not None else None
     if record is None:
         _extra_values(claim, extra)  # the same errors, recorded or not
-    print(verdict_line(claim, per_seed))
+    print(verdict_line(claim, per_seed, pooled))
     if record is not None:
         write_record(record, folder)

@@ -69,8 +69,14 @@ class CausalLM(nn.Module):
     def _hidden(self, tokens: torch.Tensor) -> torch.Tensor:
         # unchecked: laplace-torch differentiates through it under torch.func.vmap, where the
         # data-dependent id check cannot run (callers check their inputs first)
-        t = tokens.shape[1]
-        h = self.token(tokens) + self.position.weight[:t]
+        return self.encode(self.token(tokens))
+
+    def encode(self, embedded: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``(B, T, d_model)`` from token embeddings ``(B, T, d_model)``: position
+        embeddings, the blocks, the final norm.  A view that embeds some tokens itself (round
+        2's embedding-inclusive posterior) enters here."""
+        t = embedded.shape[1]
+        h = embedded + self.position.weight[:t]
         h = self.blocks(h, mask=self.causal_mask[:t, :t], is_causal=True)
         return self.norm(h)
 

@@ -328,3 +328,52 @@ class PreferencePosteriorConfig(LaplaceOptions):
 
 PREFERENCE_PRIOR_METHODS = ("marglik", "fixed")
 PREFERENCE_SUPPORTED = {("last_layer", "full", "curvlinops_ggn")}
+
+
+# --- round 2: answer-restricted posteriors at their own mode (chapters 2-4) -----------------
+
+
+@dataclass(frozen=True)
+class AnswerPosteriorConfig(LaplaceOptions):
+    """A round-2 posterior over a language model's *answer*
+    (:mod:`bayes_at_scale.core.answer_posteriors`): the likelihood and the predictive are
+    restricted to the tokens that can answer a query and renormalised; the curvature is the
+    GGN; the network is retrained at the prior precision the Laplace uses, so the posterior is
+    centred at its own mode.
+
+    laplace-torch sees only the view's trainable parameters (``subset_of_weights="all"`` over
+    an otherwise frozen network): the answer rows of the output layer, and with
+    ``trainable="embedding_and_head"`` also the embeddings of one prompt position's tokens,
+    written as a one-hot ``nn.Linear`` so that KFAC covers them (their Kronecker factor is the
+    diagonal of token counts - rarity in the parameters).
+    """
+
+    subset_of_weights: str = "all"            # the view's trainable parameters
+    hessian_structure: str = "kron"
+    backend: str = "asdl_ggn"                 # exact GGN factors (one backward per answer)
+    trainable: str = "head"                   # "head" | "embedding_and_head"
+    prior_method: str = "marglik"
+    prior_structure: str = "layerwise"        # one precision per weight tensor
+    prior_steps: int = 100
+    prior_lr: float = 0.1
+    rounds: int = 2                           # tune the prior, retrain at it; repeated
+    map_steps: int = 300                      # L-BFGS iterations of each retraining
+    map_tolerance: float = 1e-6               # per-token gradient norm L-BFGS stops at
+    n_samples: int = 200                      # GLM logit samples of the predictive
+    fit_batch: int = 4096
+    predict_batch: int = 512
+
+
+ANSWER_FLAVOURS: dict[str, AnswerPosteriorConfig] = {
+    "last_layer": AnswerPosteriorConfig(),
+    "embedding_and_head": AnswerPosteriorConfig(trainable="embedding_and_head"),
+}
+TRAINABLE = ("head", "embedding_and_head")
+
+
+def answer_flavour(name: str, **overrides) -> AnswerPosteriorConfig:
+    """The named round-2 posterior flavour, optionally with some options overridden."""
+    if name not in ANSWER_FLAVOURS:
+        raise ValueError(f"unknown answer-posterior flavour {name!r}: expected one of "
+                         f"{tuple(ANSWER_FLAVOURS)}")
+    return replace(ANSWER_FLAVOURS[name], **overrides)

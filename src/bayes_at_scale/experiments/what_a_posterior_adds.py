@@ -23,7 +23,9 @@ from scipy import optimize, stats
 
 from ..core import metrics
 from ..core.checks import check_counts, check_positive_int
-from ..worlds.fragments import ANSWERS, FRAGMENT_RECIPES, FragmentCorpus, count_bucket, fragment_world
+from ..core.answer_posteriors import AnswerPosterior, fit_answer_posterior
+from ..worlds.fragments import (ANSWERS, FRAGMENT_RECIPES, RARE_TOKEN_RECIPES, FragmentCorpus,
+                                count_bucket, fragment_world)
 from ..core.models import CausalLM, NextToken, next_token_probs
 from ..core.posteriors import DEFAULT_FLAVOUR, Posterior, count_loader, fit_posterior, flavour
 from ..core.settings import at_scale
@@ -337,3 +339,175 @@ def entropy_by_bucket(table: pd.DataFrame) -> pd.DataFrame:
     out = grouped[columns].mean()
     out.insert(0, "fragments", grouped.size())
     return out.round(4).reset_index()
+
+
+# --- round 2: claims C17 and C18 ------------------------------------------------------------
+#
+# The round-2 posterior (:mod:`bayes_at_scale.core.answer_posteriors`): GGN curvature over the
+# subject embeddings and the answer rows of the output layer, centred at its own mode, and the
+# answer-restricted GLM predictive by Monte Carlo.
+
+RARE_R2 = 3          # n(f) <= 3: "rare" in C17 and C18
+FREQUENT_R2 = 300    # n(f) >= 300: "frequent" in C17
+R2_FLAVOUR = "embedding_and_head"
+
+
+def rare_token_recipe(scale: str) -> Recipe:
+    """C17's recipe at ``scale``: the rare-token fragment world (every fragment its own subject
+    token) and chapter 1's network."""
+    return at_scale(RARE_TOKEN_RECIPES, scale)
+
+
+def fit_round_two(corpus: FragmentCorpus, model: CausalLM, flavour: str = R2_FLAVOUR
+                  ) -> AnswerPosterior:
+    """The round-2 posterior of ``model`` on ``corpus``: over the subject embeddings (prompt
+    position 1) and the answer head with ``"embedding_and_head"``, over the head alone with
+    ``"last_layer"``."""
+    contexts, counts = corpus.next_token_counts()
+    if flavour == "last_layer":
+        return fit_answer_posterior(model, contexts, counts, corpus.answer_tokens, flavour)
+    subjects = corpus.subject_token(np.arange(corpus.n_subjects))
+    return fit_answer_posterior(model, contexts, counts, corpus.answer_tokens, flavour,
+                                embedded_tokens=subjects, position=1)
+
+
+def restricted_table(posterior: AnswerPosterior, corpus: FragmentCorpus, n_samples: int,
+                     seed: int) -> pd.DataFrame:
+    """Per seen fragment, under the round-2 posterior: count, epistemic std of the top
+    completion's probability, mutual information, and the answer distributions of the mode
+    (``map``), of the restricted predictive (``la``), of the family (``p_fam``) and the truth,
+    with the mode's answer logits (for the temperature control of C18)."""
+    seen = _seen(corpus)
+    prompts = corpus.prompts(seen)
+    samples = posterior.samples(prompts, n_samples, seed=seed)
+    top = corpus.answer_counts[seen].argmax(axis=1)
+    top_samples = np.take_along_axis(samples, top[None, :, None], axis=2)[..., 0]
+    table = corpus.fragments.iloc[seen][["family", "subject", "n"]].reset_index(drop=True)
+    table["epistemic_std"] = top_samples.std(axis=0, ddof=1)
+    table["mutual_information"] = metrics.predictive_decomposition(samples)["epistemic"]
+    for name, values in (("map", posterior.map_probs(prompts)), ("la", samples.mean(axis=0)),
+                         ("map_logits", posterior.map_logits(prompts)),
+                         ("p_fam", corpus.family_pooled[seen]), ("p_true", corpus.p_true[seen]),
+                         ("answer_counts", corpus.answer_counts[seen])):
+        table[name] = list(values)
+    return table
+
+
+@dataclass(frozen=True)
+class RoundTwoReplicate:
+    """One seed of a round-2 experiment: the per-fragment table, the oracle on the same
+    fragments, and what the posterior is and cost."""
+
+    seed: int
+    table: pd.DataFrame
+    oracle: pd.DataFrame
+    gradient_norm: float
+    prior_precision: tuple
+    n_params: int
+    fit_seconds: float
+
+
+def run_round_two(recipe: Recipe, seed: int, flavour: str = R2_FLAVOUR,
+                  n_samples: int = 200) -> RoundTwoReplicate:
+    """World, network and round-2 posterior for ``seed``, summarised fragment by fragment."""
+    corpus = fragment_world(recipe, seed)
+    model = train_language_model(*corpus.next_token_counts(), corpus.vocab_size, recipe, seed)
+    posterior = fit_round_two(corpus, model, flavour)
+    table = restricted_table(posterior, corpus, n_samples, seed).assign(seed=seed)
+    concentration = fit_dirichlet_concentration(np.stack(table["answer_counts"]),
+                                                np.stack(table["p_fam"]))
+    return RoundTwoReplicate(seed, table, dirichlet_table(table, concentration),
+                             posterior.gradient_norm, tuple(posterior.prior_precision.tolist()),
+                             posterior.n_params, posterior.fit_seconds)
+
+
+def c17_statistics(replicate: RoundTwoReplicate) -> dict:
+    """Claim C17 on one seed: group sizes, the rare/frequent ratio of median epistemic std
+    (bootstrap over fragments) and LA's log-log slope minus half the oracle's (paired bootstrap
+    over fragments)."""
+    table, oracle = replicate.table, replicate.oracle
+    n = table["n"].to_numpy(float)
+    la, dirichlet = table["epistemic_std"].to_numpy(), oracle["epistemic_std"].to_numpy()
+    rare, frequent = la[n <= RARE_R2], la[n >= FREQUENT_R2]
+    if rare.size < 2 or frequent.size < 2:
+        raise ValueError(f"C17 needs at least two fragments with n <= {RARE_R2} and two with "
+                         f"n >= {FREQUENT_R2}; got {rare.size} and {frequent.size}")
+
+    def ratio(a, b):
+        return np.median(a) / np.median(b)
+
+    def slope_gap(n_, la_, oracle_):
+        return metrics.loglog_slope(n_, la_) - 0.5 * metrics.loglog_slope(n_, oracle_)
+
+    seed = replicate.seed
+    return {
+        "rare_fragments": int(rare.size), "frequent_fragments": int(frequent.size),
+        "std_ratio_rare_frequent": (ratio(rare, frequent), *metrics.bootstrap_ci(
+            ratio, rare, frequent, seed=seed, paired=False, n_resamples=1000)),
+        "slope_la_minus_half_oracle": (slope_gap(n, la, dirichlet), *metrics.bootstrap_ci(
+            slope_gap, n, la, dirichlet, seed=seed, n_resamples=500)),
+    }
+
+
+def slopes(replicate: RoundTwoReplicate) -> dict:
+    """LA's and the oracle's log-log slopes of epistemic std against n(f)."""
+    n = replicate.table["n"].to_numpy(float)
+    return {"la": metrics.loglog_slope(n, replicate.table["epistemic_std"].to_numpy()),
+            "oracle": metrics.loglog_slope(n, replicate.oracle["epistemic_std"].to_numpy())}
+
+
+def matching_temperature(logits, target_tv: float) -> float:
+    """The temperature ``T`` at which the mean TV of ``softmax(logits / T)`` to the uniform
+    distribution equals ``target_tv`` (bisection on log T; the TV falls as T grows)."""
+    logits = np.asarray(logits, dtype=float)
+    if logits.ndim != 2 or logits.shape[1] < 2 or not np.isfinite(logits).all():
+        raise ValueError("logits must be a finite (fragments, answers >= 2) array")
+    uniform = np.full(logits.shape, 1 / logits.shape[1])
+
+    def gap(log_t):
+        z = logits / np.exp(log_t)
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        return metrics.tv_distance(p, uniform).mean() - target_tv
+
+    low, high = -6.0, 8.0
+    if not gap(high) < 0 < gap(low):
+        raise ValueError(f"target TV to uniform {target_tv!r} lies outside what a temperature "
+                         f"in [e^-6, e^8] reaches")
+    return float(np.exp(optimize.brentq(gap, low, high, xtol=1e-10)))
+
+
+def tempered(logits, temperature: float) -> np.ndarray:
+    """``softmax(logits / temperature)`` row by row."""
+    z = np.asarray(logits, dtype=float) / temperature
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def temperature_table(table: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """C18's comparison on the rare fragments (n <= 3): TV of LA, MAP, MAP_T and the family
+    frequency to p_fam and to uniform, one row per fragment; and the matched temperature T."""
+    rare = table[(table["n"] <= RARE_R2) & table["p_fam"].map(
+        lambda p: bool(np.isfinite(p).all()))]
+    if len(rare) < 2:
+        raise ValueError(f"C18 needs at least two fragments with n <= {RARE_R2}")
+    la, p_fam = np.stack(rare["la"]), np.stack(rare["p_fam"])
+    uniform = np.full(la.shape, 1 / la.shape[1])
+    t = matching_temperature(np.stack(rare["map_logits"]), metrics.tv_distance(la, uniform).mean())
+    map_t = tempered(np.stack(rare["map_logits"]), t)
+    out = pd.DataFrame({"n": rare["n"].to_numpy()})
+    for name, probs in (("LA", la), ("MAP", np.stack(rare["map"])), ("MAP_T", map_t)):
+        out[f"tv_family_{name}"] = metrics.tv_distance(probs, p_fam)
+        out[f"tv_uniform_{name}"] = metrics.tv_distance(probs, uniform)
+        out[f"tv_truth_{name}"] = metrics.tv_distance(probs, np.stack(rare["p_true"]))
+    return out, t
+
+
+def c18_statistics(replicate: RoundTwoReplicate) -> dict:
+    """Claim C18 on one seed: mean TV(LA, p_fam) - mean TV(MAP_T, p_fam) over rare fragments,
+    with its paired bootstrap 95% interval."""
+    table, _ = temperature_table(replicate.table)
+    diff = (table["tv_family_LA"] - table["tv_family_MAP_T"]).to_numpy()
+    low, high = metrics.bootstrap_ci(np.mean, diff, seed=replicate.seed)
+    return {"tv_difference_la_mapt": (float(diff.mean()), low, high),
+            "ci_high_tv_difference": high}

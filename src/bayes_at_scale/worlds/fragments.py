@@ -141,6 +141,7 @@ def make_fragment_corpus(
     zipf_exponent: float = 1.1,
     family_concentration: float = 1.0,
     fragment_concentration: float = 20.0,
+    unique_subjects: bool = False,
     seed: int,
 ) -> FragmentCorpus:
     """Sample a fragment corpus.
@@ -160,8 +161,11 @@ def make_fragment_corpus(
     rng = np.random.default_rng(seed)
 
     p_family = rng.dirichlet(np.full(len(ANSWERS), family_concentration), size=n_families)
+    if not isinstance(unique_subjects, bool):
+        raise TypeError(f"unique_subjects must be True or False, got {unique_subjects!r}")
     family = np.repeat(np.arange(n_families), n_subjects)
-    subject = np.tile(np.arange(n_subjects), n_families)
+    subject = np.arange(n_families * n_subjects) if unique_subjects \
+        else np.tile(np.arange(n_subjects), n_families)
     alpha = np.maximum(fragment_concentration * p_family[family], 1e-3)
     p_true = np.stack([rng.dirichlet(a) for a in alpha])
 
@@ -173,7 +177,7 @@ def make_fragment_corpus(
     for j, a in enumerate(ANSWERS):
         fragments[f"count_{a}"] = answer_counts[:, j]
     return FragmentCorpus(fragments=fragments, p_true=p_true, p_family=p_family,
-                          n_subjects=n_subjects)
+                          n_subjects=int(subject.max()) + 1)
 
 
 # --- recipes --------------------------------------------------------------------------------
@@ -186,6 +190,22 @@ FRAGMENT_RECIPES = {
         training=dict(steps=300, lr=1e-2, weight_decay=1e-5)),
     "full": Recipe(
         corpus=dict(n_families=32, n_subjects=192, n_tokens=600_000, zipf_exponent=1.2),
+        model=dict(d_model=64, n_heads=4, n_layers=2),
+        training=dict(steps=1500, lr=5e-3, weight_decay=1e-5)),
+}
+
+
+# Round 2's rare-token world (claim C17): every fragment its own subject token, a steeper Zipf
+# law, so that at least 20 fragments are seen >= 300 times and at least 20 at most 3 times.
+RARE_TOKEN_RECIPES = {
+    "quick": Recipe(
+        corpus=dict(n_families=16, n_subjects=36, n_tokens=90_000, zipf_exponent=1.5,
+                    unique_subjects=True),
+        model=dict(d_model=32, n_heads=2, n_layers=2),
+        training=dict(steps=300, lr=1e-2, weight_decay=1e-5)),
+    "full": Recipe(
+        corpus=dict(n_families=32, n_subjects=64, n_tokens=400_000, zipf_exponent=1.5,
+                    unique_subjects=True),
         model=dict(d_model=64, n_heads=4, n_layers=2),
         training=dict(steps=1500, lr=5e-3, weight_decay=1e-5)),
 }
