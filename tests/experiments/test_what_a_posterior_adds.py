@@ -650,3 +650,278 @@ def test_run_posteriors_describes_its_flavours_and_travels():
     with pytest.raises(ValueError, match="unknown scale"):
         uncertainty.recipe("huge")
 
+
+
+# --- round 2: the rare-token world, the restricted posterior, C17 and C18 -------------------
+
+
+
+def _quiet(test):
+    """laplace-torch's and torch's warnings about the round-2 posterior's hooks, silenced."""
+    test = pytest.mark.filterwarnings(
+        "ignore:By default `link_approx` is `probit`:UserWarning")(test)
+    return pytest.mark.filterwarnings("ignore:Using a non-full backward hook:FutureWarning")(test)
+
+TINY_R2 = training.Recipe(
+    corpus=dict(n_families=3, n_subjects=10, n_tokens=3000, zipf_exponent=2.0,
+                unique_subjects=True),
+    model=dict(d_model=8, n_heads=2, n_layers=1),
+    training=dict(steps=30, lr=3e-2, weight_decay=1e-5, progress=False))
+
+
+@pytest.fixture(scope="module")
+def round_two():
+    """A tiny rare-token world (30 fragments, each its own subject token: 2 seen >= 300 times,
+    6 at most 3 times), a tiny network, and the embedding-inclusive round-2 posterior over it
+    (as fit_round_two builds it, with few marginal-likelihood steps) and its fragment table."""
+    from bayes_at_scale.core.answer_posteriors import fit_answer_posterior
+    from bayes_at_scale.core.posteriors import answer_flavour
+    corpus = uncertainty.fragment_world(TINY_R2, 0)
+    n = corpus.fragments["n"].to_numpy()
+    assert (n >= 300).sum() >= 2 and ((n >= 1) & (n <= 3)).sum() >= 2 and (n > 0).all()
+    contexts, counts = corpus.next_token_counts()
+    lm = training.train_language_model(contexts, counts, corpus.vocab_size, TINY_R2, seed=0)
+    config = answer_flavour(uncertainty.R2_FLAVOUR, prior_steps=20, map_steps=100)
+    post = fit_answer_posterior(lm, contexts, counts, corpus.answer_tokens, config,
+                                embedded_tokens=corpus.subject_token(np.arange(corpus.n_subjects)),
+                                position=1)
+    table = uncertainty.restricted_table(post, corpus, N_SAMPLES, seed=0)
+    return {"corpus": corpus, "lm": lm, "posterior": post, "table": table}
+
+
+def test_rare_token_recipe():
+    from bayes_at_scale.worlds.fragments import FRAGMENT_RECIPES, RARE_TOKEN_RECIPES
+    for scale in ("quick", "full"):
+        r = uncertainty.rare_token_recipe(scale)
+        assert r is RARE_TOKEN_RECIPES[scale]
+        assert r.corpus["unique_subjects"] is True
+        # chapter 1's network and training, only the world changes
+        assert r.model == FRAGMENT_RECIPES[scale].model
+        assert r.training == FRAGMENT_RECIPES[scale].training
+    with pytest.raises(ValueError, match="unknown scale"):
+        uncertainty.rare_token_recipe("huge")
+
+
+@_quiet
+def test_restricted_table_rows_and_columns(round_two):
+    corpus, table = round_two["corpus"], round_two["table"]
+    seen = np.flatnonzero(corpus.fragments["n"].to_numpy() > 0)
+    assert len(table) == seen.size
+    assert list(table.columns) == ["family", "subject", "n", "epistemic_std",
+                                   "mutual_information", "map", "la", "map_logits", "p_fam",
+                                   "p_true", "answer_counts"]
+    np.testing.assert_array_equal(table["n"], corpus.fragments["n"].to_numpy()[seen])
+    np.testing.assert_array_equal(_stack(table, "answer_counts"), corpus.answer_counts[seen])
+    np.testing.assert_allclose(_stack(table, "p_fam"), corpus.family_pooled[seen])
+    np.testing.assert_allclose(_stack(table, "p_true"), corpus.p_true[seen])
+    for column in ("map", "la"):
+        probs = _stack(table, column)
+        assert probs.shape == (seen.size, len(ANSWERS))
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-12)
+    assert (table["epistemic_std"] > 0).all() and (table["mutual_information"] >= 0).all()
+
+
+@_quiet
+def test_restricted_table_is_the_posterior(round_two):
+    """map and map_logits are the posterior's mode, la its Monte Carlo predictive with the
+    table's seed; the epistemic std is the spread of the top completion's probability and the
+    mutual information the entropy decomposition's, over the same samples."""
+    post, corpus, table = round_two["posterior"], round_two["corpus"], round_two["table"]
+    prompts = corpus.prompts(np.flatnonzero(corpus.fragments["n"].to_numpy() > 0))
+    np.testing.assert_allclose(_stack(table, "map"), post.map_probs(prompts))
+    np.testing.assert_allclose(_stack(table, "map_logits"), post.map_logits(prompts))
+    np.testing.assert_allclose(_stack(table, "la"),
+                               post.predictive(prompts, N_SAMPLES, seed=0), atol=1e-12)
+    samples = post.samples(prompts, N_SAMPLES, seed=0)
+    top = _stack(table, "answer_counts").argmax(axis=1)
+    np.testing.assert_allclose(table["epistemic_std"],
+                               samples[:, np.arange(len(top)), top].std(axis=0, ddof=1))
+    np.testing.assert_allclose(table["mutual_information"],
+                               metrics.predictive_decomposition(samples)["epistemic"])
+    again = uncertainty.restricted_table(post, corpus, N_SAMPLES, seed=0)
+    np.testing.assert_array_equal(again["epistemic_std"], table["epistemic_std"])
+    other = uncertainty.restricted_table(post, corpus, N_SAMPLES, seed=1)
+    assert not np.allclose(other["epistemic_std"], table["epistemic_std"])
+
+
+@pytest.mark.parametrize("temperature", [0.3, 1.0, 2.0, 7.5])
+def test_matching_temperature_recovers_a_known_temperature(temperature):
+    logits = np.random.default_rng(0).normal(scale=2.0, size=(40, 3))
+    uniform = np.full(logits.shape, 1 / 3)
+    target = metrics.tv_distance(uncertainty.tempered(logits, temperature), uniform).mean()
+    assert uncertainty.matching_temperature(logits, target) == \
+        pytest.approx(temperature, rel=1e-7)
+
+
+def test_tempered():
+    from scipy import special
+    logits = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0], [50.0, 49.0, -50.0]])
+    p = uncertainty.tempered(logits, 1.0)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_allclose(p, special.softmax(logits, axis=1))
+    np.testing.assert_allclose(uncertainty.tempered(logits + 7.0, 2.0),
+                               uncertainty.tempered(logits, 2.0))
+    np.testing.assert_allclose(uncertainty.tempered(logits, 2.0),
+                               uncertainty.tempered(logits / 2.0, 1.0))
+    np.testing.assert_allclose(uncertainty.tempered(logits[:2], 1e6), 1 / 3, atol=1e-5)
+    assert np.isfinite(uncertainty.tempered(logits * 100, 0.01)).all()
+
+
+@pytest.mark.parametrize("logits, target, pattern", [
+    (np.array([[1.0, 0.0, -1.0]] * 4), 0.7, r"target TV to uniform 0\.7 lies outside"),
+    (np.array([[1.0, 0.0, -1.0]] * 4), 0.0, r"target TV to uniform 0\.0 lies outside"),
+    (np.array([[1.0, 0.0, -1.0]] * 4), -0.1, r"lies outside what a temperature"),
+    (np.zeros((4, 3)), 0.1, r"lies outside what a temperature"),     # flat: TV is always 0
+    (np.array([1.0, 0.0, -1.0]), 0.1, r"logits must be a finite \(fragments, answers >= 2\)"),
+    (np.ones((4, 1)), 0.1, r"logits must be a finite"),
+    (np.array([[1.0, np.nan, 0.0]]), 0.1, r"logits must be a finite"),
+    (np.array([[1.0, np.inf, 0.0]]), 0.1, r"logits must be a finite"),
+])
+def test_matching_temperature_rejects(logits, target, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        uncertainty.matching_temperature(logits, target)
+
+
+@_quiet
+def test_temperature_table_matches_la_distance_to_uniform(round_two):
+    """Property 4: MAP_T, the mode's logits at the matched temperature, is as far from uniform
+    as LA on average over the rare fragments."""
+    table = round_two["table"]
+    out, t = uncertainty.temperature_table(table)
+    rare = table[table["n"] <= uncertainty.RARE_R2]
+    assert len(out) == len(rare) >= 2 and t > 0
+    np.testing.assert_array_equal(out["n"], rare["n"])
+    assert out["tv_uniform_MAP_T"].mean() == pytest.approx(out["tv_uniform_LA"].mean(),
+                                                           abs=1e-8)
+    map_t = uncertainty.tempered(np.stack(rare["map_logits"]), t)
+    np.testing.assert_allclose(out["tv_family_MAP_T"],
+                               metrics.tv_distance(map_t, np.stack(rare["p_fam"])))
+    np.testing.assert_allclose(out["tv_family_MAP"],
+                               metrics.tv_distance(np.stack(rare["map"]), np.stack(rare["p_fam"])))
+    np.testing.assert_allclose(out["tv_truth_LA"],
+                               metrics.tv_distance(np.stack(rare["la"]), np.stack(rare["p_true"])))
+    # at T = 1 the tempered mode is the mode
+    np.testing.assert_allclose(uncertainty.tempered(np.stack(rare["map_logits"]), 1.0),
+                               np.stack(rare["map"]), atol=1e-12)
+
+
+def _r2_table(n, logits, la, p_fam=None) -> pd.DataFrame:
+    table = _table(n, uncertainty.tempered(logits, 1.0), la, p_fam=p_fam)
+    table["map_logits"] = list(np.asarray(logits, dtype=float))
+    return table
+
+
+def _replicate(table, oracle=None, seed=0):
+    if oracle is None:
+        oracle = table[["family", "subject", "n"]]
+    return uncertainty.RoundTwoReplicate(seed, table, oracle, 1e-6, (1.0, 2.0), 10, 0.1)
+
+
+def test_c18_la_equal_to_a_tempered_mode_makes_no_difference():
+    """When LA is the mode at some temperature T0, the matched temperature is T0, MAP_T is LA,
+    and C18's difference and its interval are zero."""
+    rng = np.random.default_rng(1)
+    n = np.array([1, 2, 3, 1, 2, 3, 1, 2, 50, 400])
+    logits = rng.normal(scale=2.0, size=(len(n), 3))
+    p_fam = rng.dirichlet([2, 2, 2], size=len(n))
+    table = _r2_table(n, logits, uncertainty.tempered(logits, 3.0), p_fam)
+    out, t = uncertainty.temperature_table(table)
+    assert t == pytest.approx(3.0, rel=1e-7) and len(out) == 8
+    np.testing.assert_allclose(out["tv_family_MAP_T"], out["tv_family_LA"], atol=1e-9)
+    stats_ = uncertainty.c18_statistics(_replicate(table))
+    value, low, high = stats_["tv_difference_la_mapt"]
+    assert abs(value) < 1e-9 and abs(low) < 1e-9 and abs(high) < 1e-9
+    assert stats_["ci_high_tv_difference"] == high
+
+
+def test_c18_la_at_the_family_frequency_is_negative():
+    rng = np.random.default_rng(2)
+    n = np.array([1, 2, 3, 1, 2, 3, 1, 2])
+    logits = rng.normal(scale=2.0, size=(len(n), 3))
+    p_fam = rng.dirichlet([2, 2, 2], size=len(n))
+    table = _r2_table(n, logits, p_fam, p_fam)
+    out, _ = uncertainty.temperature_table(table)
+    stats_ = uncertainty.c18_statistics(_replicate(table))
+    value, low, high = stats_["tv_difference_la_mapt"]
+    assert value == pytest.approx(-out["tv_family_MAP_T"].mean())
+    assert low <= value <= high < 0
+
+
+def test_temperature_table_drops_fragments_without_a_family_frequency():
+    rng = np.random.default_rng(3)
+    n = np.array([1, 2, 3, 3])
+    logits = rng.normal(size=(4, 3))
+    p_fam = rng.dirichlet([2, 2, 2], size=4)
+    p_fam[0] = np.nan
+    out, _ = uncertainty.temperature_table(_r2_table(n, logits, p_fam, p_fam=p_fam))
+    np.testing.assert_array_equal(out["n"], [2, 3, 3])
+    with pytest.raises(ValueError, match=r"C18 needs at least two fragments with n <= 3"):
+        uncertainty.temperature_table(_r2_table(n[:2], logits[:2], np.nan_to_num(p_fam[:2]),
+                                                p_fam=p_fam[:2]))
+    with pytest.raises(ValueError, match=r"C18 needs at least two fragments with n <= 3"):
+        uncertainty.temperature_table(_r2_table([4, 5, 300], logits[:3], p_fam[1:],
+                                                p_fam=p_fam[1:]))
+
+
+def _power_law_replicate(la_exponent, oracle_exponent, n=None, seed=0):
+    n = np.array([1, 2, 3, 1, 2, 3, 10, 40, 100, 300, 500, 1000]) if n is None else n
+    table = pd.DataFrame({"family": 0, "subject": np.arange(len(n)), "n": n,
+                          "epistemic_std": 2.0 * n.astype(float) ** la_exponent})
+    oracle = table[["family", "subject", "n"]].assign(
+        epistemic_std=0.5 * n.astype(float) ** oracle_exponent)
+    return _replicate(table, oracle, seed)
+
+
+def test_c17_on_exact_power_laws():
+    """LA's std ∝ n^-0.2 and the oracle's ∝ n^-0.5: the slope gap is -0.2 - (-0.25) = 0.05 and
+    the rare/frequent ratio of medians is (2 / 500)^-0.2 (medians over n in {1,1,2,2,3,3} and
+    {300, 500, 1000})."""
+    rep = _power_law_replicate(-0.2, -0.5)
+    s = uncertainty.c17_statistics(rep)
+    assert s["rare_fragments"] == 6 and s["frequent_fragments"] == 3
+    ratio, low, high = s["std_ratio_rare_frequent"]
+    expected = np.median(2.0 * np.array([1, 1, 2, 2, 3, 3]) ** -0.2) / (2.0 * 500**-0.2)
+    assert ratio == pytest.approx(expected) and low <= ratio <= high
+    gap, low, high = s["slope_la_minus_half_oracle"]
+    assert gap == pytest.approx(0.05) and low == pytest.approx(0.05) \
+        and high == pytest.approx(0.05)
+    slopes = uncertainty.slopes(rep)
+    assert slopes["la"] == pytest.approx(-0.2) and slopes["oracle"] == pytest.approx(-0.5)
+
+
+def test_c17_needs_rare_and_frequent_fragments():
+    few_rare = _power_law_replicate(-0.5, -0.5, n=np.array([1, 10, 300, 400, 500]))
+    with pytest.raises(ValueError, match=r"C17 needs at least two fragments with n <= 3 and "
+                                         r"two with n >= 300; got 1 and 3"):
+        uncertainty.c17_statistics(few_rare)
+    few_frequent = _power_law_replicate(-0.5, -0.5, n=np.array([1, 2, 3, 299, 300]))
+    with pytest.raises(ValueError, match=r"got 3 and 1"):
+        uncertainty.c17_statistics(few_frequent)
+
+
+@pytest.mark.slow
+@_quiet
+def test_run_round_two_end_to_end_and_travels():
+    """One seed of the round-2 experiment on the tiny rare-token world: the posterior at its own
+    mode, the oracle on the same fragments, C17 and C18 computable; the replicate picklable."""
+    import pickle
+    rep = uncertainty.run_round_two(TINY_R2, 0, n_samples=16)
+    assert rep.seed == 0 and rep.gradient_norm < 1e-3 and rep.fit_seconds > 0
+    assert len(rep.prior_precision) == 3 and all(p > 0 for p in rep.prior_precision)
+    assert rep.n_params == 3 * (8 + 1) + 30 * 8      # answer head + one embedding per subject
+    assert (rep.table["seed"] == 0).all() and len(rep.table) == 30
+    pd.testing.assert_frame_equal(rep.oracle[["family", "subject", "n"]],
+                                  rep.table[["family", "subject", "n"]])
+    assert set(uncertainty.c17_statistics(rep)) == {
+        "rare_fragments", "frequent_fragments", "std_ratio_rare_frequent",
+        "slope_la_minus_half_oracle"}
+    assert set(uncertainty.c18_statistics(rep)) == {"tv_difference_la_mapt",
+                                                    "ci_high_tv_difference"}
+    back = pickle.loads(pickle.dumps(rep))
+    pd.testing.assert_frame_equal(back.table, rep.table)
+    corpus = uncertainty.fragment_world(TINY_R2, 0)
+    lm = training.train_language_model(*corpus.next_token_counts(), corpus.vocab_size, TINY_R2,
+                                       seed=0)
+    head = uncertainty.fit_round_two(corpus, lm, "last_layer")
+    assert head.view.embedding is None and head.n_params == 3 * (8 + 1)
+    assert head.gradient_norm < 1e-3

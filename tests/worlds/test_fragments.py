@@ -292,3 +292,90 @@ def test_count_buckets_are_ordered_and_cover_the_counts():
 def test_count_bucket_rejects(n, error, pattern):
     with pytest.raises(error, match=pattern):
         corpora.count_bucket(n)
+
+
+# --- round 2: the rare-token world (unique subjects) --------------------------------------
+
+ROUND_ONE_SMALL = dict(n_families=2, n_subjects=3, n_tokens=50)
+
+
+def test_round_one_corpus_is_unchanged():
+    """unique_subjects=False (the default) draws the round-1 corpus as before round 2: this
+    table was produced by make_fragment_corpus before the option existed (commit f2ec0ec)."""
+    expected = pd.DataFrame({
+        "family": [0, 0, 0, 1, 1, 1], "subject": [0, 1, 2, 0, 1, 2],
+        "popularity": [0.13027946104784444, 0.4362237767284397, 0.060777517638636626,
+                       0.09493871363852645, 0.07427494325634276, 0.20350558769021018],
+        "n": [9, 26, 1, 2, 3, 9], "count_yes": [4, 5, 0, 0, 0, 0],
+        "count_no": [5, 21, 1, 0, 0, 1], "count_other": [0, 0, 0, 2, 3, 8]})
+    for c in (make_fragment_corpus(**ROUND_ONE_SMALL, seed=0),
+              make_fragment_corpus(**ROUND_ONE_SMALL, unique_subjects=False, seed=0)):
+        pd.testing.assert_frame_equal(c.fragments, expected, check_dtype=False)
+        np.testing.assert_allclose(c.p_family, [[0.395462, 0.593018, 0.01152],
+                                                [0.00104, 0.252156, 0.746805]], atol=1e-6)
+        assert c.n_subjects == 3 and c.vocab_size == 1 + 3 + 2 + 3
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_unique_subjects_false_is_the_default(size):
+    a = make_fragment_corpus(**size, seed=4)
+    b = make_fragment_corpus(**size, unique_subjects=False, seed=4)
+    pd.testing.assert_frame_equal(a.fragments, b.fragments)
+    np.testing.assert_array_equal(a.p_true, b.p_true)
+    assert a.n_subjects == b.n_subjects == size["n_subjects"]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_unique_subjects_gives_every_fragment_its_own_token(size):
+    """Each subject token occurs in exactly one fragment; families, counts and the truth are
+    those of the shared-subject corpus of the same seed: only the subjects are renamed."""
+    c = make_fragment_corpus(**size, unique_subjects=True, seed=4)
+    shared = make_fragment_corpus(**size, seed=4)
+    n_fragments = size["n_families"] * size["n_subjects"]
+    assert c.n_subjects == n_fragments
+    assert c.vocab_size == 1 + n_fragments + size["n_families"] + len(ANSWERS)
+    subjects = c.prompts()[:, 1].numpy()
+    assert np.unique(subjects).size == len(subjects) == n_fragments
+    np.testing.assert_array_equal(np.sort(subjects), c.subject_token(np.arange(n_fragments)))
+    for column in ("family", "popularity", "n", *[f"count_{a}" for a in ANSWERS]):
+        np.testing.assert_array_equal(c.fragments[column], shared.fragments[column])
+    np.testing.assert_array_equal(c.p_true, shared.p_true)
+    np.testing.assert_array_equal(c.p_family, shared.p_family)
+    # the vocabulary is still a partition, and only answers complete a prompt
+    groups = [np.array([c.bos]), c.subject_token(np.arange(c.n_subjects)),
+              c.family_token(np.arange(c.n_families)), c.answer_tokens]
+    assert sorted(np.concatenate(groups).tolist()) == list(range(c.vocab_size))
+    prompts, counts = c.next_token_counts()
+    assert counts.shape[1] == c.vocab_size and int(counts.sum()) == size["n_tokens"]
+    other = np.setdiff1d(np.arange(c.vocab_size), c.answer_tokens)
+    assert (counts[:, other] == 0).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_rare_token_quick_recipe_has_rare_and_frequent_fragments(seed):
+    """Claim C17's world at the quick scale, for the five seeds of the verdict: at least 20
+    fragments seen >= 300 times and at least 20 seen 1 to 3 times, every subject token in
+    exactly one fragment, and every fragment's family frequency defined."""
+    options = corpora.RARE_TOKEN_RECIPES["quick"].corpus
+    c = make_fragment_corpus(**options, seed=seed)
+    n = c.fragments["n"].to_numpy()
+    assert (n >= 300).sum() >= 20
+    assert ((n >= 1) & (n <= 3)).sum() >= 20
+    assert c.fragments["subject"].value_counts().max() == 1
+    assert c.n_subjects == len(c.fragments) == options["n_families"] * options["n_subjects"]
+    assert np.isfinite(c.family_pooled).all()
+
+
+def test_rare_token_recipes():
+    for scale in ("quick", "full"):
+        recipe = corpora.RARE_TOKEN_RECIPES[scale]
+        assert recipe.corpus["unique_subjects"] is True
+        assert recipe.model == FRAGMENT_RECIPES[scale].model
+        world = corpora.fragment_world(recipe, 0)
+        assert world.fragments["subject"].is_unique
+
+
+@pytest.mark.parametrize("value", [1, 0, "yes", None, 1.0])
+def test_unique_subjects_must_be_a_bool(value):
+    with pytest.raises(TypeError, match=r"unique_subjects must be True or False, got "):
+        make_fragment_corpus(**ROUND_ONE_SMALL, unique_subjects=value, seed=0)

@@ -192,6 +192,8 @@ def _outcome(claim: Claim, conditions, stats: dict, what: str) -> str:
             outcomes.append("undecided")
         else:
             outcomes.append("pass" if point else "fail")
+    if claim.round >= 2 and "undecided" in outcomes:
+        return "undecided"  # round 2: a seed fails only where no interval straddles
     if "fail" in outcomes:
         return "fail"
     return "undecided" if "undecided" in outcomes else "pass"

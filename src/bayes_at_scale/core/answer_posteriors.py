@@ -32,7 +32,6 @@ import time
 
 import numpy as np
 import torch
-from laplace.utils import normal_samples
 from torch import nn
 from torch.nn.utils import parameters_to_vector
 
@@ -44,7 +43,10 @@ from .settings import derive_seed
 
 
 def _token_ids(tokens, name: str, vocab_size: int) -> torch.Tensor:
-    ids = torch.as_tensor(np.asarray(tokens), dtype=torch.long).flatten()
+    array = np.asarray(tokens)
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must be integer token ids, got {array.dtype}")
+    ids = torch.as_tensor(array, dtype=torch.long).flatten()
     if ids.numel() == 0:
         raise ValueError(f"{name} is empty")
     if ids.min() < 0 or ids.max() >= vocab_size:
@@ -124,6 +126,8 @@ class AnswerView(nn.Module):
 def answer_counts(counts: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
     """Next-token ``counts`` ``(m, V)`` restricted to the answer tokens ``(m, A)``; raises if any
     count falls on another token (the restricted likelihood could not explain it)."""
+    if not isinstance(counts, torch.Tensor):
+        raise TypeError(f"counts must be a torch.Tensor, got {type(counts).__name__}")
     if counts.dim() != 2 or counts.is_floating_point() or (counts < 0).any():
         raise ValueError("counts must be a (contexts, vocabulary) tensor of non-negative "
                          "integer counts")
@@ -211,15 +215,24 @@ class AnswerPosterior:
 
     def logit_samples(self, prompts: torch.Tensor, n_samples: int | None = None,
                       seed: int = 0) -> torch.Tensor:
-        """``(S, B, A)`` answer-logit samples of the linearised (GLM) posterior."""
+        """``(S, B, A)`` answer-logit samples of the linearised (GLM) posterior.
+
+        The mean and covariance of each prompt's logits are laplace-torch's (the backend's exact
+        Jacobians and the posterior's functional variance); the standard-normal draws are
+        independent across prompts (laplace-torch's ``normal_samples`` reuses one draw for a
+        whole batch, which correlates the Monte Carlo noise of different prompts).
+        """
         self.view.check_prompts(prompts)
-        n_samples = check_positive_int("n_samples", n_samples or self.config.n_samples)
+        n_samples = check_positive_int(
+            "n_samples", self.config.n_samples if n_samples is None else n_samples)
         generator = torch.Generator().manual_seed(derive_seed(seed, 2))
         out = []
         for chunk in prompts.split(self.config.predict_batch):
             jacobians, f_mu = self.la.backend.jacobians(chunk)
-            f_var = self.la.functional_variance(jacobians)
-            out.append(normal_samples(f_mu.detach(), f_var.detach(), n_samples, generator))
+            scale = torch.linalg.cholesky(self.la.functional_variance(jacobians).detach())
+            noise = torch.randn((n_samples, *f_mu.shape), generator=generator,
+                                dtype=f_mu.dtype)
+            out.append(f_mu.detach() + torch.einsum("bij,sbj->sbi", scale, noise))
         return torch.cat(out, dim=1)
 
     def samples(self, prompts: torch.Tensor, n_samples: int | None = None,

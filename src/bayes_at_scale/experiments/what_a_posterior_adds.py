@@ -27,7 +27,8 @@ from ..core.answer_posteriors import AnswerPosterior, fit_answer_posterior
 from ..worlds.fragments import (ANSWERS, FRAGMENT_RECIPES, RARE_TOKEN_RECIPES, FragmentCorpus,
                                 count_bucket, fragment_world)
 from ..core.models import CausalLM, NextToken, next_token_probs
-from ..core.posteriors import DEFAULT_FLAVOUR, Posterior, count_loader, fit_posterior, flavour
+from ..core.posteriors import (DEFAULT_FLAVOUR, AnswerPosteriorConfig, Posterior, answer_flavour,
+                               count_loader, fit_posterior, flavour)
 from ..core.settings import at_scale
 from ..core.training import Recipe, train_language_model
 
@@ -358,16 +359,17 @@ def rare_token_recipe(scale: str) -> Recipe:
     return at_scale(RARE_TOKEN_RECIPES, scale)
 
 
-def fit_round_two(corpus: FragmentCorpus, model: CausalLM, flavour: str = R2_FLAVOUR
-                  ) -> AnswerPosterior:
+def fit_round_two(corpus: FragmentCorpus, model: CausalLM,
+                  flavour: str | AnswerPosteriorConfig = R2_FLAVOUR) -> AnswerPosterior:
     """The round-2 posterior of ``model`` on ``corpus``: over the subject embeddings (prompt
     position 1) and the answer head with ``"embedding_and_head"``, over the head alone with
-    ``"last_layer"``."""
+    ``"last_layer"`` (a name or a config)."""
     contexts, counts = corpus.next_token_counts()
-    if flavour == "last_layer":
-        return fit_answer_posterior(model, contexts, counts, corpus.answer_tokens, flavour)
+    config = answer_flavour(flavour) if isinstance(flavour, str) else flavour
+    if config.trainable == "head":
+        return fit_answer_posterior(model, contexts, counts, corpus.answer_tokens, config)
     subjects = corpus.subject_token(np.arange(corpus.n_subjects))
-    return fit_answer_posterior(model, contexts, counts, corpus.answer_tokens, flavour,
+    return fit_answer_posterior(model, contexts, counts, corpus.answer_tokens, config,
                                 embedded_tokens=subjects, position=1)
 
 
