@@ -129,7 +129,8 @@ def test_a_book_without_records(tmp_path, monkeypatch, all_claims):
     table = ledger.ledger(records, all_claims)
     assert (table["verdict"] == claims.NOT_TESTED).all()
     assert ledger.summary_line(table, origin) == (
-        "Verdicts read from the committed reference notebooks: 0 of 14 claims tested.")
+        f"Verdicts read from the committed reference notebooks: 0 of {len(claims.load_claims())} "
+        "claims tested.")
 
 
 # --- the ledger -----------------------------------------------------------------------------
@@ -156,7 +157,8 @@ def test_ledger(all_claims):
     assert row.loc["C7", "source"] == "Kalai & Vempala 2024"
     assert row.loc["C5", "discussed_as"] == "INCONCLUSIVE" and row.loc["C5", "round"] == 1
     assert row.loc["C14", "chapter"] == 7 and row.loc["C3", "rule"] == all_claims["C3"].rule
-    assert ledger.summary_line(table, "here") == "Verdicts read from here: 3 of 14 claims tested."
+    assert ledger.summary_line(table, "here") == (
+        f"Verdicts read from here: 3 of {len(all_claims)} claims tested.")
 
 
 def test_ledger_reads_the_claims_file_by_default(all_claims):
@@ -222,3 +224,16 @@ def test_measured_markdown_lists_every_seed():
 ])
 def test_evidence_markdown(chapter, document, anchor, text):
     assert ledger.evidence_markdown(chapter, document, anchor) == text
+
+
+def test_the_ledger_shows_both_rounds():
+    registered = claims.load_claims()
+    table = ledger.ledger({}, registered)
+    assert set(table["round"]) == {1, 2}
+    row = table.set_index("id")
+    assert row.loc["C15", "refines"] == "C1" and row.loc["C1", "refines"] == ""
+    text = ledger.ledger_markdown(table)
+    c15 = next(line for line in text.splitlines() if line.startswith("| **C15**"))
+    assert "*(round 2; refines C1)*" in c15
+    c1 = next(line for line in text.splitlines() if line.startswith("| **C1**"))
+    assert "round" not in c1

@@ -15,8 +15,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def all_claims() -> dict[str, Claim]:
+def every_claim() -> dict[str, Claim]:
     return claims.load_claims()
+
+
+@pytest.fixture(scope="module")
+def all_claims(every_claim) -> dict[str, Claim]:
+    """Round 1's claims: the ones the verdict chapter's discussion is written against."""
+    return {cid: c for cid, c in every_claim.items() if c.round == 1}
 
 
 def _record(all_claims, cid: str, *per_seed: dict, extra: dict | None = None) -> claims.Record:
@@ -115,7 +121,8 @@ def test_n_seeds(all_claims):
     assert prose.n_seeds({}) == prose.NOT_MEASURED
 
 
-def test_glue_texts(all_claims):
+def test_glue_texts(every_claim):
+    all_claims = every_claim
     records = {"C3": _record(all_claims, "C3",
                              {"std_ratio_rare_frequent": 1.66, "loglog_slope_std_n": -0.004},
                              {"std_ratio_rare_frequent": 1.5, "loglog_slope_std_n": 0.02}),
@@ -127,11 +134,16 @@ def test_glue_texts(all_claims):
     assert texts["C3_loglog_slope_std_n_threshold"] == "-0.25"
     assert texts["C5_spearman_n_gain"] == texts["C5_spearman_n_gain_size"] == prose.NOT_MEASURED
     assert texts["C5_spearman_n_gain_threshold"] == "-0.8"
+    first = {cid: c for cid, c in all_claims.items() if c.round == 1}
+    second = {cid: c for cid, c in all_claims.items() if c.round == 2}
     assert (texts["n_claims"], texts["n_seeds"]) == ("fourteen", "two")
-    assert texts["tally"] == prose.tally(records, all_claims)
+    assert texts["tally"] == prose.tally(records, first)
+    assert texts["n_claims_round2"] == prose.in_words(len(second))
+    assert texts["tally_round2"] == prose.tally(records, second)
     names = {f"{cid}_{c.statistic}{suffix}" for cid, claim in all_claims.items()
              for c in claim.conditions for suffix in ("", "_size", "_threshold")}
-    assert set(texts) == names | {"n_claims", "tally", "n_seeds"}
+    assert set(texts) == names | {"n_claims", "tally", "n_seeds", "n_claims_round2",
+                                  "tally_round2"}
 
 
 def test_sizes_drop_the_sign(all_claims):

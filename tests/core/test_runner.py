@@ -81,7 +81,18 @@ def test_run_tasks_passes_arguments_and_keywords():
     assert out == [255, 17]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_one_function_per_task(workers):
+    out = runner.run_tasks([divmod, pow, divmod], [(7, 2), (2, 5), (9, 4)], seeds=[0, 1, 2],
+                           workers=workers)
+    assert out == [(3, 1), 32, (2, 1)]
+
+
 @pytest.mark.parametrize("call, error, pattern", [
+    (lambda: runner.run_tasks([divmod], [(1, 2), (3, 4)], seeds=[0, 1]), ValueError,
+     "one function per task"),
+    (lambda: runner.run_tasks([divmod, 3], [(1, 2), (3, 4)], seeds=[0, 1]), TypeError,
+     "fn must be callable"),
     (lambda: runner.run_tasks(divmod, [(1, 2)], seeds=[0, 1]), ValueError, "one seed per task"),
     (lambda: runner.run_tasks(divmod, [(1, 2)], seeds=[0], kwargs=[{}, {}]), ValueError,
      "one kwargs per task"),

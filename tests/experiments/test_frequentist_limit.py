@@ -376,3 +376,260 @@ def test_full_scale_recipes_build_and_take_a_step():
     losses = training.train_map(lm, contexts, counts, steps=1, progress=False,
                                  **{k: v for k, v in char.training.items() if k != "steps"})
     assert np.isfinite(losses).all()
+
+
+# --- round 2: answer_distances and C15 -----------------------------------------------------
+
+
+def fragment_table_oracle(corpus: FragmentCorpus, answers: np.ndarray, outside: float = 0.0
+                          ) -> OracleLM:
+    """An oracle whose answer probabilities after each seen fragment are ``(1 - outside) *
+    answers[row]``; the rest of its mass sits on the BOS token (not an answer)."""
+    seen = np.flatnonzero(corpus.fragments["n"].to_numpy() > 0)
+    table = {}
+    for row, prompt in zip(answers, corpus.prompts(seen).tolist()):
+        p = np.zeros(corpus.vocab_size)
+        p[corpus.answer_tokens] = (1 - outside) * row
+        p[corpus.bos] += outside
+        table[tuple(prompt)] = p
+    return OracleLM(corpus.vocab_size, 3, table)
+
+
+def _seen(corpus: FragmentCorpus) -> np.ndarray:
+    return np.flatnonzero(corpus.fragments["n"].to_numpy() > 0)
+
+
+def test_answer_distances_layout(small_world):
+    corpus, model, _ = small_world
+    table = frequencies.answer_distances(corpus, model)
+    seen = _seen(corpus)
+    assert list(table.columns) == ["family", "subject", "n", *frequencies.DISTANCES]
+    np.testing.assert_array_equal(table["n"], corpus.fragments["n"].to_numpy()[seen])
+    probs = models.next_token_probs(model, corpus.prompts(seen)).double().numpy()
+    answers = probs[:, corpus.answer_tokens] / probs[:, corpus.answer_tokens].sum(1, keepdims=True)
+    by_hand = 0.5 * np.abs(answers - corpus.empirical[seen]).sum(axis=1)
+    np.testing.assert_allclose(table["tv_map_empirical"], by_hand, rtol=1e-9)
+    for column in frequencies.DISTANCES:
+        assert ((table[column] >= 0) & (table[column] <= 1)).all()
+
+
+def test_answer_distances_of_the_empirical_frequencies(small_corpus):
+    """A network equal to the empirical frequencies is at distance 0 from them, and exactly as
+    far from the truth as they are."""
+    empirical = small_corpus.empirical[_seen(small_corpus)]
+    table = frequencies.answer_distances(small_corpus,
+                                         fragment_table_oracle(small_corpus, empirical))
+    np.testing.assert_allclose(table["tv_map_empirical"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(table["tv_map_true"], table["tv_empirical_true"], atol=1e-12)
+    truth = 0.5 * np.abs(empirical - small_corpus.p_true[_seen(small_corpus)]).sum(axis=1)
+    np.testing.assert_allclose(table["tv_empirical_true"], truth, atol=1e-12)
+
+
+def test_answer_distances_of_the_truth(small_corpus):
+    truth = small_corpus.p_true[_seen(small_corpus)]
+    table = frequencies.answer_distances(small_corpus, fragment_table_oracle(small_corpus, truth))
+    np.testing.assert_allclose(table["tv_map_true"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(table["tv_map_empirical"], table["tv_empirical_true"], atol=1e-12)
+
+
+def test_answer_distances_renormalise_the_answers(small_corpus):
+    """Mass outside the answer tokens does not count: the answers are renormalised."""
+    empirical = small_corpus.empirical[_seen(small_corpus)]
+    table = frequencies.answer_distances(
+        small_corpus, fragment_table_oracle(small_corpus, empirical, outside=0.4))
+    np.testing.assert_allclose(table["tv_map_empirical"], 0.0, atol=1e-12)
+    full = frequencies.fragment_table(small_corpus,
+                                      fragment_table_oracle(small_corpus, empirical, 0.4))
+    np.testing.assert_allclose(full["tv"], 0.4, atol=1e-12)  # round 1's TV counts that mass
+
+
+def test_answer_distances_reject_bad_input(tiny_corpus, make_lm):
+    with pytest.raises(TypeError, match=r"corpus must be a FragmentCorpus"):
+        frequencies.answer_distances(tiny_corpus.fragments, make_lm(tiny_corpus.vocab_size, 3))
+    with pytest.raises(TypeError, match=r"model must be a CausalLM"):
+        frequencies.answer_distances(tiny_corpus, object())
+    frame = tiny_corpus.fragments.copy()
+    frame.loc[:, ["n", *[f"count_{a}" for a in ANSWERS]]] = 0
+    with pytest.raises(ValueError, match=r"the corpus has no fragment seen in training"):
+        frequencies.answer_distances(dataclasses.replace(tiny_corpus, fragments=frame),
+                                     make_lm(tiny_corpus.vocab_size, 3))
+
+
+C15_TABLE = pd.DataFrame({"n": [5, 300, 400, 1000, 2000],
+                          "tv_map_empirical": [0.5, 0.01, 0.02, 0.0, 0.01],
+                          "tv_empirical_true": [0.1, 0.04, 0.03, 0.02, 0.01]})
+
+
+def test_c15_statistics_by_hand():
+    stats = frequencies.c15_statistics(C15_TABLE, seed=0)
+    assert set(stats) == {"frequent_fragments", "tv_ratio_map_to_sampling"}
+    assert stats["frequent_fragments"] == 4  # the fragment seen 5 times is left out
+    value, low, high = stats["tv_ratio_map_to_sampling"]
+    assert value == pytest.approx(0.04 / 0.10)
+    assert low <= value <= high
+    assert frequencies.c15_statistics(C15_TABLE, seed=0) == stats  # reproducible
+    assert frequencies.c15_statistics(C15_TABLE, seed=0, min_count=1000)[
+        "frequent_fragments"] == 2
+
+
+def test_c15_ratio_of_a_network_equal_to_its_corpus_is_zero(small_corpus):
+    empirical = small_corpus.empirical[_seen(small_corpus)]
+    table = frequencies.answer_distances(small_corpus,
+                                         fragment_table_oracle(small_corpus, empirical))
+    stats = frequencies.c15_statistics(table, seed=0, min_count=100)
+    assert stats["tv_ratio_map_to_sampling"] == pytest.approx((0.0, 0.0, 0.0), abs=1e-12)
+    assert stats["frequent_fragments"] == int((table["n"] >= 100).sum()) >= 2
+
+
+def test_c15_ratio_of_the_truth_is_one(small_corpus):
+    truth = small_corpus.p_true[_seen(small_corpus)]
+    table = frequencies.answer_distances(small_corpus, fragment_table_oracle(small_corpus, truth))
+    value, low, high = frequencies.c15_statistics(table, seed=0, min_count=100)[
+        "tv_ratio_map_to_sampling"]
+    assert value == pytest.approx(1.0) and low == pytest.approx(1.0) and high == pytest.approx(1.0)
+
+
+def test_c15_statistics_of_a_trained_network(small_world):
+    corpus, model, _ = small_world
+    table = frequencies.answer_distances(corpus, model)
+    stats = frequencies.c15_statistics(table, seed=1, min_count=100)
+    frequent = table[table["n"] >= 100]
+    value, low, high = stats["tv_ratio_map_to_sampling"]
+    assert value == pytest.approx(frequent["tv_map_empirical"].mean()
+                                  / frequent["tv_empirical_true"].mean())
+    assert low < value < high
+
+
+def test_c15_statistics_feed_the_claim():
+    from bayes_at_scale.book import claims
+
+    per_seed = [frequencies.c15_statistics(C15_TABLE, seed=s) for s in range(5)]
+    line = claims.verdict_line(claims.load_claims()["C15"], per_seed)
+    assert claims.LINE.match(line)
+    assert "frequent_fragments = 4/4/4/4/4" in line
+
+
+@pytest.mark.parametrize("change, error, pattern", [
+    (lambda t: t.drop(columns="tv_empirical_true"), KeyError,
+     r"lacks column\(s\) tv_empirical_true"),
+    (lambda t: t.assign(n=[5, 300, 4, 3, 2]), ValueError,
+     r"need at least two fragments seen >= 300 times, got 1"),
+    (lambda t: t.assign(tv_map_empirical=[0.5, np.nan, 0.02, 0.0, 0.01]), ValueError,
+     r"tv_map_empirical contains NaN"),
+    (lambda t: t.assign(tv_empirical_true=[0.1, 0.0, 0.0, 0.0, 0.0]), ValueError,
+     r"ratio to their sampling noise is undefined"),
+    (lambda t: t.assign(tv_map_empirical=[0.5, -0.01, 0.02, 0.0, 0.01]), ValueError,
+     r"TV distances must be non-negative"),
+])
+def test_c15_statistics_reject_bad_tables(change, error, pattern):
+    with pytest.raises(error, match=pattern):
+        frequencies.c15_statistics(change(C15_TABLE.copy()), seed=0)
+
+
+@pytest.mark.parametrize("min_count", [0, 2.5, "300"])
+def test_c15_statistics_reject_a_bad_min_count(min_count):
+    with pytest.raises(ValueError, match=r"min_count must be an integer >= 1"):
+        frequencies.c15_statistics(C15_TABLE, seed=0, min_count=min_count)
+
+
+# --- round 2: C16 -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+def test_long_context_recipe(scale):
+    recipe = frequencies.long_context_recipe(scale)
+    assert recipe is text_world.LONG_CONTEXT_RECIPES[scale]
+    assert recipe.corpus["context"] >= 4
+    with pytest.raises(ValueError, match=r"unknown scale 'huge'"):
+        frequencies.long_context_recipe("huge")
+
+
+def test_c16_statistics(text_corpus, make_lm):
+    model = make_lm(text_corpus.vocab_size, text_corpus.context)
+    table = frequencies.context_table(
+        frequencies.context_probabilities(text_corpus, model, min_count=20))
+    stats = frequencies.c16_statistics(table, seed=0, context=text_corpus.context)
+    assert stats["context_characters"] == 3
+    assert stats["mean_tv_frequent_contexts"] == frequencies.c2_statistics(table, seed=0)[
+        "mean_tv_frequent_contexts"]
+    from bayes_at_scale.book import claims
+
+    line = claims.verdict_line(claims.load_claims()["C16"], [stats] * 5)
+    assert line.startswith("CLAIM C16: REFUTED")  # three characters are fewer than four
+
+
+@pytest.mark.parametrize("context", [0, 2.0, None])
+def test_c16_statistics_reject_a_bad_context(context):
+    with pytest.raises(ValueError, match=r"context must be an integer >= 1"):
+        frequencies.c16_statistics(pd.DataFrame({"tv": [0.1, 0.2]}), seed=0, context=context)
+
+
+def test_reading_summary_of_an_exact_model(text_corpus):
+    """A model equal to the frequencies after each whole context reaches the conditional entropy
+    given that context, which is below the entropy given the last two characters."""
+    run = frequencies.Replicate(0, text_corpus, char_oracle(text_corpus), pd.DataFrame())
+    summary = frequencies.reading_summary(run)
+    assert summary["seed"] == 0 and summary["context"] == 3
+    assert summary["nll"] == pytest.approx(summary["entropy_context"], abs=1e-9)
+    assert summary["entropy_context"] < summary["entropy_two"]
+    pairs = CharCorpus(text_corpus.text[1:], 2)  # the same positions, two characters of context
+    assert summary["entropy_two"] == pytest.approx(
+        metrics.count_entropy(pairs.next_token_counts()[1].numpy()))
+
+
+def test_reading_summary_needs_a_character_replicate(small_world):
+    corpus, model, table = small_world
+    with pytest.raises(TypeError, match=r"run.corpus must be a CharCorpus"):
+        frequencies.reading_summary(frequencies.Replicate(0, corpus, model, table))
+    with pytest.raises(TypeError, match=r"run must be a Replicate"):
+        frequencies.reading_summary(corpus)
+
+
+# --- round 2: the replicates ----------------------------------------------------------------
+
+TINY_LONG_RECIPE = Recipe(corpus=dict(context=4, max_chars=60_000),
+                          model=dict(d_model=8, n_heads=2, n_layers=1),
+                          training=dict(steps=3, lr=1e-2, weight_decay=1e-5, batch_size=64))
+
+
+@pytest.fixture(scope="module")
+def round_two():
+    """Round 2 on three seeds, reusing round 1's replicate of seed 1."""
+    first = frequencies.run_fragments(TINY_FRAGMENT_RECIPE, 1)
+    fragments, reading = frequencies.round_two(TINY_FRAGMENT_RECIPE, TINY_LONG_RECIPE, [0, 1, 2],
+                                               reuse=[first], workers=1)
+    return first, fragments, reading
+
+
+def test_round_two_reuses_round_one(round_two):
+    first, fragments, reading = round_two
+    assert [r.seed for r in fragments] == [0, 1, 2] and [r.seed for r in reading] == [0, 1, 2]
+    assert fragments[1] is first
+    for run in (fragments[0], fragments[2]):  # run by the runner, as round 1 would run them
+        pd.testing.assert_frame_equal(
+            run.table, frequencies.run_fragments(TINY_FRAGMENT_RECIPE, run.seed).table)
+    for run in reading:
+        assert isinstance(run.corpus, CharCorpus) and run.corpus.context == 4
+        assert (run.table["n"] >= frequencies.FREQUENT).all()
+        assert (run.table["seed"] == run.seed).all()
+
+
+@pytest.mark.parametrize("seeds, reuse_seed, recipe, pattern", [
+    ([0, 1], 2, TINY_FRAGMENT_RECIPE, r"replicate of seed 2 is not one of the seeds"),
+    ([0, 1], 1, dataclasses.replace(TINY_FRAGMENT_RECIPE,
+                                    corpus={**TINY_FRAGMENT_RECIPE.corpus, "n_tokens": 2000}),
+     r"replicate of seed 1 is not the fragment world of this recipe"),
+    ([0, 0], 0, TINY_FRAGMENT_RECIPE, r"seeds must be distinct"),
+    ([], 0, TINY_FRAGMENT_RECIPE, r"seeds must be distinct and not empty"),
+])
+def test_round_two_rejects_bad_reuse(round_two, seeds, reuse_seed, recipe, pattern):
+    first, fragments, _ = round_two
+    reused = next(r for r in fragments if r.seed == reuse_seed)
+    with pytest.raises(ValueError, match=pattern):
+        frequencies.round_two(recipe, TINY_LONG_RECIPE, seeds, reuse=[reused])
+
+
+def test_round_two_rejects_a_character_replicate_as_reuse(round_two):
+    _, _, reading = round_two
+    with pytest.raises(ValueError, match=r"is not the fragment world"):
+        frequencies.round_two(TINY_FRAGMENT_RECIPE, TINY_LONG_RECIPE, [0], reuse=[reading[0]])

@@ -1,9 +1,11 @@
 """Tests of bayes_at_scale.experiments.pretraining_at_scale (chapter 3's experiment).
 
 The statistics (held-out scores, the sweep table, gain by bucket, C5, power-law fits and
-extrapolation, the analytic Zipf tail) run on hand-made inputs whose answers are computed by
-hand or by a direct sum.  The training half (run_size / run_sweep) runs once per module on a
-tiny recipe passed in: 2 families x 4 subjects, a one-layer d_model 8 network, 20 steps.
+extrapolation, the analytic Zipf tail; round 2's restricted scores, tables, seed bootstrap, C19
+and C20) run on hand-made inputs whose answers are computed by hand or by a direct sum.  The
+training half (run_size / run_sweep, and round 2's run_r2_size / run_sweeps) runs once per
+module on a tiny recipe passed in: 2 families x 4 subjects, a one-layer d_model 8 network,
+20 steps.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from bayes_at_scale.book import claims
 from bayes_at_scale.experiments import pretraining_at_scale as scale
 from bayes_at_scale.worlds.fragments import ANSWERS, FragmentCorpus, count_bucket
 from bayes_at_scale.core.training import Recipe
@@ -471,3 +474,403 @@ def test_recipe_and_sizes_by_scale(name):
     assert list(scale.sizes(name)) == sorted(scale.sizes(name)) and len(scale.sizes(name)) >= 4
     with pytest.raises(ValueError, match="unknown scale"):
         scale.sizes("huge")
+
+
+# --- round 2: answer_scores ---------------------------------------------------------------
+
+
+def test_answer_scores_two_fragments_by_hand():
+    c = _two_fragments()
+    map_probs = np.array([[0.5, 0.25, 0.25], [0.25, 0.25, 0.5]])
+    # two samples per fragment whose mean is (0.5, 0.25, 0.25) and (0.2, 0.3, 0.5)
+    samples = np.array([[[0.6, 0.2, 0.2], [0.1, 0.4, 0.5]],
+                        [[0.4, 0.3, 0.3], [0.3, 0.2, 0.5]]])
+    s = scale.answer_scores(c, map_probs, samples)
+    assert list(s.columns) == ["family", "subject", "popularity", "n", "nll_MAP", "nll_LA",
+                               "kl", "mi"]
+    # fragment 0: the mode is the truth; fragment 1: LA is the truth
+    np.testing.assert_allclose(s["nll_MAP"], [1.5 * np.log(2), -(0.5 * np.log(0.25)
+                                                                 + 0.5 * np.log(0.5))])
+    np.testing.assert_allclose(s["nll_LA"], stats.entropy(c.p_true, axis=1), rtol=1e-12)
+    kl1 = 0.2 * np.log(0.2 / 0.25) + 0.3 * np.log(0.3 / 0.25)
+    np.testing.assert_allclose(s["kl"], [0.0, kl1], atol=1e-12)
+    # MI = H(mean) - mean H(sample)
+    for f in range(2):
+        mi = stats.entropy(samples[:, f].mean(axis=0)) - stats.entropy(samples[:, f],
+                                                                       axis=1).mean()
+        assert s["mi"].iloc[f] == pytest.approx(mi, rel=1e-12)
+
+
+def test_answer_scores_identical_samples_have_no_mutual_information(scored_corpus, rng):
+    c = scored_corpus
+    p = rng.dirichlet(np.ones(3), size=len(c.fragments))
+    s = scale.answer_scores(c, p, np.stack([p, p, p]))
+    np.testing.assert_allclose(s[["kl", "mi"]], 0.0, atol=1e-12)
+    np.testing.assert_allclose(s["nll_MAP"], s["nll_LA"])
+
+
+@pytest.mark.parametrize("map_shape, sample_shape", [((2, 3), (4, 3, 3)), ((2, 2), (4, 2, 2)),
+                                                     ((2, 3), (2, 3))])
+def test_answer_scores_shape_errors(map_shape, sample_shape):
+    c = _two_fragments()
+    map_probs = np.full(map_shape, 1 / map_shape[-1])
+    samples = np.full(sample_shape, 1 / sample_shape[-1])
+    with pytest.raises(ValueError, match="expected map_probs"):
+        scale.answer_scores(c, map_probs, samples)
+
+
+def test_answer_scores_rejects_non_probabilities():
+    c = _two_fragments()
+    with pytest.raises(ValueError):
+        scale.answer_scores(c, np.full((2, 3), 0.5), np.full((1, 2, 3), 1 / 3))
+
+
+# --- round 2: round_two_table and gain_parts ------------------------------------------------
+
+
+def _scores(n_by_fragment, popularity, nll_map, nll_la, posterior="p", seed=0, n_tokens=100):
+    k = len(n_by_fragment)
+    return pd.DataFrame({"family": 0, "subject": np.arange(k), "popularity": popularity,
+                         "n": n_by_fragment, "nll_MAP": nll_map, "nll_LA": nll_la,
+                         "kl": np.full(k, 0.01), "mi": np.full(k, 0.1), "posterior": posterior,
+                         "seed": seed, "N": n_tokens})
+
+
+def test_round_two_table_by_hand():
+    a = _scores([0, 2, 10], [0.2, 0.3, 0.5], [2.0, 1.0, 0.5], [1.0, 1.0, 0.6])
+    b = _scores([5, 8, 10], [0.2, 0.3, 0.5], [2.0, 1.0, 0.5], [1.0, 1.0, 0.6], n_tokens=200)
+    t = scale.round_two_table(pd.concat([b, a]))
+    assert list(t["N"]) == [100, 200]
+    first = t.iloc[0]
+    # token-weighted: MAP 0.4 + 0.3 + 0.25 = 0.95, LA 0.2 + 0.3 + 0.3 = 0.8
+    assert first["nll_MAP"] == pytest.approx(0.95) and first["nll_LA"] == pytest.approx(0.8)
+    assert first["gain"] == pytest.approx(0.15 / 0.95) and first["abs_gain"] == first["gain"]
+    assert first["kl"] == pytest.approx(0.01) and first["mi"] == pytest.approx(0.1)
+    # tail: fragments with n <= 3 (the unseen one included), weights 0.2 and 0.3
+    assert first["tail_fragments"] == 2 and first["tail_mass"] == pytest.approx(0.5)
+    assert first["tail_gain"] == pytest.approx((0.4 + 0.3 - 0.2 - 0.3) / 0.7)
+    second = t.iloc[1]
+    assert second["tail_fragments"] == 0 and np.isnan(second["tail_gain"])
+    assert second["tail_mass"] == 0
+
+
+def test_round_two_table_abs_gain_and_posteriors():
+    worse = _scores([1, 9], [0.5, 0.5], [1.0, 1.0], [1.5, 1.1], posterior="a")
+    better = _scores([1, 9], [0.5, 0.5], [1.0, 1.0], [0.5, 0.9], posterior="b")
+    t = scale.round_two_table(pd.concat([worse, better]))
+    assert list(t["posterior"]) == ["a", "b"]
+    np.testing.assert_allclose(t["gain"], [-0.3, 0.3])
+    np.testing.assert_allclose(t["abs_gain"], [0.3, 0.3])
+
+
+def test_gain_parts_by_hand():
+    scores = pd.concat([_scores([0, 2, 10], [0.2, 0.3, 0.5], [2.0, 1.0, 0.5], [1.0, 1.0, 0.6]),
+                        _scores([5, 8, 10], [0.2, 0.3, 0.5], [2.0, 1.0, 0.5], [1.0, 1.0, 0.6],
+                                n_tokens=200)])
+    g = scale.gain_parts(scores, "LA")
+    # the tail of N = 200 is empty: no row for it
+    assert list(zip(g["N"], g["part"])) == [(100, "all held-out text"), (100, "tail: n(f) <= 3"),
+                                           (200, "all held-out text")]
+    np.testing.assert_allclose(g["gain"], [0.15 / 0.95, 0.2 / 0.7, 0.15 / 0.95])
+    assert set(g["predictive"]) == {"LA"}
+
+
+# --- round 2: seed_matrix and seed_bootstrap -------------------------------------------------
+
+
+SIZES_R2 = np.array([250 * 2**k for k in range(8)], dtype=float)
+R = 200  # bootstrap resamples in these tests (the chapter uses scale.BOOTSTRAP_RESAMPLES)
+
+
+def _grid(gain, kl=None, tail_gain=None, tail_fragments=None, mi=None, posterior="p"):
+    """A one-posterior round-two table from (seeds, sizes) arrays."""
+    seeds, sizes = np.shape(gain)
+    rows = []
+    for i in range(seeds):
+        for j in range(sizes):
+            rows.append({"posterior": posterior, "seed": 10 + i, "N": SIZES_R2[j],
+                         "gain": gain[i][j],
+                         "kl": 1.0 if kl is None else kl[i][j],
+                         "mi": 1.0 if mi is None else mi[i][j],
+                         "tail_gain": 0.1 if tail_gain is None else tail_gain[i][j],
+                         "tail_fragments": 5 if tail_fragments is None
+                         else tail_fragments[i][j]})
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # order must not matter
+
+
+def test_seed_matrix_orders_seeds_and_sizes():
+    values = np.arange(16.0).reshape(2, 8)
+    sizes, m = scale.seed_matrix(_grid(values), "gain")
+    np.testing.assert_array_equal(sizes, SIZES_R2)
+    np.testing.assert_array_equal(m, values)
+
+
+def test_seed_matrix_errors():
+    t = _grid(np.zeros((2, 8)))
+    with pytest.raises(KeyError, match="lacks a 'nope' column"):
+        scale.seed_matrix(t, "nope")
+    with pytest.raises(ValueError, match="occurs twice"):
+        scale.seed_matrix(pd.concat([t, t.iloc[:1]]), "gain")
+    with pytest.raises(ValueError, match="every seed must have a row at every corpus size"):
+        scale.seed_matrix(t.iloc[1:], "gain")
+    with pytest.raises(ValueError, match="mixes posteriors"):
+        scale.seed_matrix(pd.concat([t, t.assign(posterior="q")]), "gain")
+
+
+def test_seed_bootstrap_constant_statistic_and_bounds():
+    values = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
+    low, high = scale.seed_bootstrap(lambda m: float(m[:, 0].mean()), values, seed=0)
+    assert 1.0 <= low < 4.0 < high <= 7.0
+    # a statistic that does not depend on which seeds were drawn has a zero-width interval
+    low, high = scale.seed_bootstrap(lambda m: float((m[:, 1] - m[:, 0]).mean()), values, seed=0)
+    assert low == pytest.approx(1.0) and high == pytest.approx(1.0)
+    # the same seed gives the same interval
+    assert scale.seed_bootstrap(lambda m: float(m.mean()), values, seed=3) == \
+        scale.seed_bootstrap(lambda m: float(m.mean()), values, seed=3)
+
+
+def test_seed_bootstrap_resamples_whole_seeds():
+    # each seed's row is constant, so any resample's mean of column 0 equals that of column 1
+    values = np.repeat(np.array([[1.0], [2.0], [4.0], [8.0], [16.0]]), 3, axis=1)
+    drawn = []
+
+    def statistic(m):
+        drawn.append(m.copy())
+        return float(m[:, 0].mean() - m[:, 2].mean())
+
+    assert scale.seed_bootstrap(statistic, values, seed=0, n_resamples=50) == (0.0, 0.0)
+    assert all(m.shape == values.shape for m in drawn)
+
+
+@pytest.mark.parametrize("values, message", [(np.ones(5), "values must be"),
+                                             (np.ones((1, 3)), "values must be"),
+                                             (np.array([[1.0, np.nan], [1.0, 2.0]]), "NaN")])
+def test_seed_bootstrap_bad_inputs(values, message):
+    with pytest.raises(ValueError, match=message):
+        scale.seed_bootstrap(np.mean, values, seed=0)
+
+
+# --- round 2: C19 -------------------------------------------------------------------------
+
+
+def test_c19_statistics_power_laws_by_hand():
+    factors = np.array([1.0, 1.5, 2.0, 0.5, 1.2])
+    # |g| = f_s * 10 / N (falls), KL = f_s * N^-1.5: any resample of seeds keeps both laws
+    gain = factors[:, None] * 10 / SIZES_R2[None, :] * np.array([1, -1, 1, -1, 1])[:, None]
+    kl = factors[:, None] * SIZES_R2[None, :] ** -1.5
+    per_seed, pooled = scale.c19_statistics(_grid(gain, kl), seed=0, n_resamples=R)
+    assert set(pooled) == {"spearman_n_gain", "gain_at_largest_n", "kl_loglog_slope"}
+    np.testing.assert_allclose(pooled["spearman_n_gain"], (-1.0, -1.0, -1.0))
+    np.testing.assert_allclose(pooled["kl_loglog_slope"], (-1.5, -1.5, -1.5))
+    value, low, high = pooled["gain_at_largest_n"]
+    assert value == pytest.approx(factors.mean() * 10 / SIZES_R2[-1])
+    assert low <= value <= high
+    assert factors.min() * 10 / SIZES_R2[-1] <= low and high <= factors.max() * 10 / SIZES_R2[-1]
+    assert len(per_seed) == 5
+    for s, f in zip(per_seed, factors):
+        assert s["seed_spearman_n_abs_gain"] == pytest.approx(-1.0)
+        assert s["seed_abs_gain_at_largest_n"] == pytest.approx(f * 10 / SIZES_R2[-1])
+        assert s["seed_kl_loglog_slope"] == pytest.approx(-1.5)
+
+
+def test_c19_statistics_rising_gain_and_the_rule():
+    gain = np.tile(np.linspace(0.01, 0.08, 8), (5, 1))
+    kl = np.tile(SIZES_R2 ** 0.2, (5, 1))
+    per_seed, pooled = scale.c19_statistics(_grid(gain, kl), seed=1, n_resamples=R)
+    assert pooled["spearman_n_gain"][0] == pytest.approx(1.0)
+    assert pooled["gain_at_largest_n"][0] == pytest.approx(0.08)
+    assert pooled["kl_loglog_slope"][0] == pytest.approx(0.2)
+    claim = claims.load_claims()["C19"]
+    assert claims.pooled_outcome(claim, pooled) == "fail"
+    gain = np.tile(1e-3 / np.arange(1, 9), (5, 1))
+    kl = np.tile(SIZES_R2 ** -1.0, (5, 1))
+    assert claims.verdict(claim, *scale.c19_statistics(_grid(gain, kl), seed=1,
+                                                       n_resamples=R)) == "SUPPORTED"
+
+
+@pytest.mark.parametrize("keep, seeds, message", [
+    (slice(0, 7), 5, "at least 8 corpus sizes"),          # 7 sizes
+    (slice(0, 8), 4, "at least 5 seeds")])
+def test_c19_statistics_needs_a_real_sweep(keep, seeds, message):
+    gain = np.full((seeds, 8), 0.01)[:, keep]
+    with pytest.raises(ValueError, match=message):
+        scale.c19_statistics(_grid(gain), seed=0)
+
+
+def test_c19_statistics_needs_two_orders_of_magnitude():
+    t = _grid(np.full((5, 8), 0.01))
+    t["N"] = t["N"] / 250 + 10  # 11 .. 138: a factor 12.5
+    with pytest.raises(ValueError, match="spanning a factor 100"):
+        scale.c19_statistics(t, seed=0)
+
+
+# --- round 2: C20 -------------------------------------------------------------------------
+
+
+def test_c20_statistics_by_hand():
+    tail = 0.1 + 0.01 * np.arange(5)[:, None] - 0.001 * np.arange(8)[None, :]
+    per_seed, pooled = scale.c20_statistics(_grid(np.zeros((5, 8)), tail_gain=tail), seed=0,
+                                            n_resamples=R)
+    np.testing.assert_allclose([s["min_tail_gain"] for s in per_seed],
+                               0.1 + 0.01 * np.arange(5) - 0.007)
+    assert all(s["premise_met"] == 1.0 for s in per_seed) and pooled["premise_met"] == 1.0
+    # the lowest interval is the largest size's; it lies within that size's seed values
+    assert 0.093 <= pooled["ci_low_min_tail_gain"] <= tail[:, -1].mean()
+    # seeds that agree give a zero-width interval: the minimum over sizes of the common value
+    same = np.tile(np.array([0.2, 0.1, 0.05, 0.3, 0.2, 0.2, 0.2, 0.2]), (5, 1))
+    _, pooled = scale.c20_statistics(_grid(np.zeros((5, 8)), tail_gain=same), seed=0,
+                                     n_resamples=R)
+    assert pooled["ci_low_min_tail_gain"] == pytest.approx(0.05)
+
+
+def test_c20_statistics_empty_tail_fails_the_premise():
+    tail = np.full((5, 8), 0.1)
+    tail[2, -1], tail[2, 3] = np.nan, -0.5   # seed 2: no tail at the largest size
+    fragments = np.full((5, 8), 4)
+    fragments[2, -1] = 0
+    per_seed, pooled = scale.c20_statistics(
+        _grid(np.zeros((5, 8)), tail_gain=tail, tail_fragments=fragments), seed=0,
+        n_resamples=R)
+    assert [s["premise_met"] for s in per_seed] == [1.0, 1.0, 0.0, 1.0, 1.0]
+    assert per_seed[2]["min_tail_gain"] == -0.5
+    assert per_seed[2]["tail_fragments_at_largest_n"] == 0
+    assert pooled["premise_met"] == 0.0 and np.isfinite(pooled["ci_low_min_tail_gain"])
+    assert claims.verdict(claims.load_claims()["C20"], per_seed, pooled) == "INCONCLUSIVE"
+
+
+def test_c20_statistics_needs_a_tail_somewhere():
+    fragments = np.zeros((5, 8), dtype=int)
+    fragments[0] = 3  # only seed 0 ever has a tail
+    with pytest.raises(ValueError, match="no corpus size has a tail on every seed"):
+        scale.c20_statistics(_grid(np.zeros((5, 8)), tail_fragments=fragments), seed=0,
+                             n_resamples=R)
+
+
+def test_c20_statistics_and_the_rule():
+    claim = claims.load_claims()["C20"]
+    helps = 0.2 + 0.01 * np.random.default_rng(0).normal(size=(5, 8))
+    assert claims.verdict(claim, *scale.c20_statistics(
+        _grid(np.zeros((5, 8)), tail_gain=helps), seed=0, n_resamples=R)) == "SUPPORTED"
+    hurts = -helps
+    assert claims.verdict(claim, *scale.c20_statistics(
+        _grid(np.zeros((5, 8)), tail_gain=hurts), seed=0, n_resamples=R)) == "REFUTED"
+
+
+# --- round 2: spearman_null_probability -----------------------------------------------------
+
+
+def test_spearman_null_probability_by_hand():
+    # n = 4: rho <= -0.8 needs sum d^2 >= 18: the reversal and three rankings next to it
+    assert scale.spearman_null_probability(4, -0.8) == pytest.approx(1 / 6)
+    assert scale.spearman_null_probability(3, -1.0) == pytest.approx(1 / 6)
+    assert scale.spearman_null_probability(5, 1.0) == 1.0
+    # symmetric: P(rho <= -t) = P(rho >= t) = 1 - P(rho < t)
+    assert scale.spearman_null_probability(6, -0.6) == pytest.approx(
+        1 - scale.spearman_null_probability(6, 0.6 - 1e-6))
+    assert scale.spearman_null_probability(8, -0.8) < scale.spearman_null_probability(4, -0.8)
+
+
+@pytest.mark.parametrize("n, threshold", [(2, 0.0), (10, 0.0), (4, 1.5), (4, "x")])
+def test_spearman_null_probability_bad_inputs(n, threshold):
+    with pytest.raises((ValueError, TypeError)):
+        scale.spearman_null_probability(n, threshold)
+
+
+# --- round 2: sizes and runs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["quick", "full"])
+def test_r2_sizes_meet_the_claims(name):
+    sizes = scale.r2_sizes(name)
+    assert list(sizes) == sorted(set(sizes)) and len(sizes) >= scale.MIN_SIZES
+    assert sizes[-1] / sizes[0] >= scale.MIN_SPAN
+
+
+def test_run_r2_size_rejects_unknown_flavours():
+    with pytest.raises(ValueError, match="flavours must be names of"):
+        scale.run_r2_size(TINY_RECIPE, 0, 60, flavours=("everything",))
+    with pytest.raises(ValueError, match="flavours must be names of"):
+        scale.run_r2_size(TINY_RECIPE, 0, 60, flavours=())
+
+
+def test_round_two_frames_needs_runs():
+    with pytest.raises(TypeError, match="RoundTwoRun"):
+        scale.round_two_frames([])
+    with pytest.raises(TypeError, match="RoundTwoRun"):
+        scale.round_two_frames([pd.DataFrame()])
+
+
+@pytest.fixture(scope="module")
+def tiny_sweeps():
+    return scale.run_sweeps(TINY_RECIPE, TINY_SEEDS, TINY_SIZES, TINY_SEEDS[:1], TINY_SIZES,
+                            workers=1)
+
+
+@pytest.mark.slow
+def test_run_sweeps_round_one_is_run_sweep(tiny_sweeps, tiny_sweep):
+    sweep, runs = tiny_sweeps
+    pd.testing.assert_frame_equal(sweep, tiny_sweep[0])
+    assert [(r.seed, r.n_tokens) for r in runs] == [(TINY_SEEDS[0], n) for n in TINY_SIZES]
+
+
+@pytest.mark.slow
+def test_run_r2_size_scores_every_fragment_under_both_posteriors(tiny_sweeps):
+    _, runs = tiny_sweeps
+    scores, posteriors = scale.round_two_frames(runs)
+    n_fragments = TINY_RECIPE.corpus["n_families"] * TINY_RECIPE.corpus["n_subjects"]
+    assert len(scores) == len(TINY_SIZES) * len(scale.R2_FLAVOURS) * n_fragments
+    assert set(scores["posterior"]) == set(scale.R2_FLAVOURS)
+    assert np.isfinite(scores[["nll_MAP", "nll_LA", "kl", "mi"]].to_numpy()).all()
+    assert (scores[["kl", "mi"]] >= 0).all().all() and (scores["nll_LA"] > 0).all()
+    for run in runs:
+        corpus = scale.corpus_at(TINY_RECIPE, run.seed, run.n_tokens)
+        for _, part in run.table.groupby("posterior"):
+            np.testing.assert_array_equal(part["n"], corpus.fragments["n"])
+    assert len(posteriors) == len(TINY_SIZES) * len(scale.R2_FLAVOURS)
+    assert (posteriors["gradient_norm"] < 1e-2).all() and (posteriors["prior_min"] > 0).all()
+    # the embedding flavour covers more parameters than the answer head alone
+    by = posteriors.groupby("posterior")["n_params"].first()
+    assert by["embeddings + head"] > by["answer head"]
+    t = scale.round_two_table(scores)
+    assert len(t) == len(TINY_SIZES) * len(scale.R2_FLAVOURS)
+
+
+@pytest.mark.slow
+def test_run_r2_size_is_reproducible(tiny_sweeps):
+    _, runs = tiny_sweeps
+    again = scale.run_r2_size(TINY_RECIPE, TINY_SEEDS[0], TINY_SIZES[0],
+                              flavours=("answer head",))
+    first = runs[0].table[runs[0].table["posterior"] == "answer head"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(again.table, first, rtol=1e-6)
+
+
+# --- round 2: decay_slopes, claim_statistics, statistics_frame -------------------------------
+
+
+def test_decay_slopes_second_order_by_hand():
+    factors = np.array([1.0, 2.0, 3.0, 4.0, 5.0])[:, None]
+    kl, mi = factors * SIZES_R2**-2.0, factors * SIZES_R2**-1.0
+    a = _grid(np.zeros((5, 8)), kl=kl, mi=mi, posterior="a")
+    b = _grid(np.zeros((5, 8)), kl=factors * SIZES_R2**-1.2, mi=mi * SIZES_R2**0.4,
+              posterior="b")
+    slopes = scale.decay_slopes(pd.concat([a, b]))
+    assert list(slopes.index) == ["a", "b"]
+    np.testing.assert_allclose(slopes.loc["a"], [-2.0, -1.0, 2.0])
+    np.testing.assert_allclose(slopes.loc["b"], [-1.2, -0.6, 2.0])
+
+
+def test_claim_statistics_orders_the_verdict_posterior_first():
+    gain = np.tile(1e-3 / np.arange(1, 9), (5, 1))
+    kl = np.tile(SIZES_R2**-1.0, (5, 1))
+    tables = [_grid(gain, kl, posterior=name) for name in ("zz other", *scale.R2_FLAVOURS)]
+    stats = scale.claim_statistics(pd.concat(tables), seed=0, n_resamples=R)
+    assert list(stats) == [*scale.R2_FLAVOURS, "zz other"]
+    assert list(stats)[0] == scale.R2_VERDICT
+    for both in stats.values():
+        assert set(both) == {"C19", "C20"}
+        assert both["C19"][1]["spearman_n_gain"][0] == pytest.approx(-1.0)
+    frame = scale.statistics_frame(stats)
+    assert list(frame.columns) == list(stats)
+    assert frame.loc["kl_loglog_slope [95% seed interval]", scale.R2_VERDICT] == "-1 [-1, -1]"
+    assert frame.loc["min_tail_gain (over seeds: min, max)", "zz other"] == "0.1, 0.1"
+    assert frame.loc["ci_low_min_tail_gain", "zz other"] == "0.1"

@@ -584,3 +584,495 @@ def test_a_replicate_travels_between_processes(rep):
     pd.testing.assert_frame_equal(back.fresh, rep.fresh)
     assert back.excess_loss == pytest.approx(rep.excess_loss)
 
+
+
+# === round 2 (C21-C24) ========================================================================
+#
+# The statistics are pure functions of per-query arrays; they are checked on hand-made inputs
+# whose answers are known.  The whole pipeline (train, fit the answer posterior, answer, split,
+# statistics) runs once on the tiny world, with a tiny recipe.
+
+ROUND2_RECIPE = training.Recipe(
+    corpus={k: v for k, v in WORLD.items() if k != "seed"},
+    model=dict(d_model=16, n_heads=2, n_layers=1),
+    training=dict(steps=60, lr=3e-2, weight_decay=1e-5))
+N_QUERIES_TINY = 400
+
+
+@pytest.fixture(scope="module")
+def answers() -> hallucination.AnswerReplicate:
+    return hallucination.run_answers(ROUND2_RECIPE, SEED, n_queries=N_QUERIES_TINY,
+                                     n_samples=N_SAMPLES)
+
+
+def test_round2_statistics_are_the_registered_ones(answers):
+    """Every statistic of C21-C24's rules is computed, by the name data/claims.yaml gives it."""
+    from bayes_at_scale.book import claims as claims_module
+    registered = claims_module.load_claims()
+    for cid in ("C21", "C22", "C23", "C24"):
+        stats = answers.statistics[cid]
+        for condition in registered[cid].conditions:
+            assert condition.statistic in stats, (cid, condition.statistic)
+            value = stats[condition.statistic]
+            if isinstance(value, tuple):
+                _triple(value)
+            else:
+                assert np.isfinite(value)
+    assert answers.statistics["C21"]["queries"] == N_QUERIES_TINY
+    assert answers.statistics["C22"]["misinformation_entities"] == WORLD["n_misinformation"]
+
+
+def test_run_answers_layout(answers):
+    w = answers.world
+    e = answers.entities
+    assert len(e) == w.n_entities and (e["entity"].to_numpy() == np.arange(w.n_entities)).all()
+    assert answers.queries.shape == (N_QUERIES_TINY,)
+    assert answers.selection.sum() == N_QUERIES_TINY // 2
+    fresh = answers.fresh
+    assert len(fresh) == N_QUERIES_TINY
+    assert (fresh["entity"].to_numpy() == answers.queries).all()
+    assert set(fresh["half"]) == {"selection", "evaluation"}
+    assert ((fresh["half"] == "selection").to_numpy() == answers.selection).all()
+    # answers are answer tokens; MI is non-negative; confidences are probabilities
+    for name in ("MAP", "LA"):
+        assert np.isin(e[f"answer_{name}"], w.answer_tokens).all()
+        assert e[f"confidence_{name}"].between(1 / len(w.answer_tokens) - 1e-9, 1).all()
+    assert (e["mi_LA"] >= 0).all()
+    assert answers.gradient_norm >= 0 and np.isfinite(answers.gradient_norm)
+    assert len(answers.prior_precision) >= 1 and all(p > 0 for p in answers.prior_precision)
+
+
+def test_run_answers_memorises_the_seen_facts(answers):
+    """The mode mostly answers what the corpus says most often about a seen entity (a tiny
+    network after 60 steps, its head retrained at the marginal-likelihood prior)."""
+    e = answers.entities
+    counts = answers.world.next_token_counts()[1].numpy()
+    seen = answers.world.seen()
+    majority = counts.argmax(axis=1)
+    clear = np.sort(counts, axis=1)[:, -1] > np.sort(counts, axis=1)[:, -2]
+    agree = e["answer_MAP"].to_numpy()[seen][clear] == majority[clear]
+    assert agree.mean() >= 0.8
+
+
+def test_run_answers_is_seeded(answers):
+    again = hallucination.run_answers(ROUND2_RECIPE, SEED, n_queries=N_QUERIES_TINY,
+                                      n_samples=N_SAMPLES, statistics=False)
+    pd.testing.assert_frame_equal(again.entities, answers.entities)
+    np.testing.assert_array_equal(again.queries, answers.queries)
+    np.testing.assert_array_equal(again.selection, answers.selection)
+    assert again.statistics == {}
+    assert hallucination.verdict_statistics([again], "C22") == [answers.statistics["C22"]]
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(n_queries=1), r"n_queries must be an integer >= 2"),
+    (dict(n_samples=0), r"n_samples must be a positive integer"),
+])
+def test_run_answers_checks_its_arguments_first(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        hallucination.run_answers(ROUND2_RECIPE, SEED, **kwargs)
+
+
+def test_answer_replicate_travels_between_processes(answers):
+    import pickle
+    back = pickle.loads(pickle.dumps(answers))
+    pd.testing.assert_frame_equal(back.fresh, answers.fresh)
+    assert back.statistics.keys() == answers.statistics.keys()
+
+
+def test_round2_tables(answers):
+    fits = hallucination.fit_summary([answers])
+    assert fits.index.tolist() == [SEED]
+    assert fits.loc[SEED, "misinformation"] == WORLD["n_misinformation"]
+    assert fits.loc[SEED, "monofact (true facts)"] == answers.world.true_fact_monofact_rate
+    assert fits.loc[SEED, "excess loss"] == answers.excess_loss > -1e-6
+    assert fits.loc[SEED, "gradient norm"] == answers.gradient_norm
+    table = hallucination.statistics_table([answers], "C21")
+    assert table.loc[SEED, "hallucination_to_monofact"] == pytest.approx(
+        table.loc[SEED, "rate_LA"] / table.loc[SEED, "monofact_true_facts"])
+    curves = hallucination.policy_curves([answers])
+    assert set(curves["policy"]) == {"LA (Score_LA)", "MAP (1 - max p)"}
+    assert len(curves) == 2 * len(hallucination.COVERAGES)
+    chosen = hallucination.chosen_policies([answers])
+    assert len(chosen) == 2 and chosen["share answered"].between(0, 1).all()
+    # the chosen policy's grade is on (or under) its curve's best point, up to the grid
+    c24 = answers.statistics["C24"]
+    for name, model in (("LA (Score_LA)", "LA"), ("MAP (1 - max p)", "MAP")):
+        curve = curves[curves["policy"] == name]
+        assert c24[f"grade_{model}"] <= curve["mean grade"].max() + 0.05
+
+
+# --- answer_entities and answer_probabilities ------------------------------------------------
+
+
+def _one_hot_probs(world, columns) -> np.ndarray:
+    p = np.full((world.n_entities, len(world.answer_tokens)), 0.01)
+    p[np.arange(world.n_entities), columns] = 1.0
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def test_answer_entities_by_hand(world):
+    a = len(world.answer_tokens)
+    truth_column = world.truth - world.answer_tokens[0]
+    probs = {"MAP": _one_hot_probs(world, truth_column),
+             "LA": _one_hot_probs(world, np.full(world.n_entities, a - 1))}
+    mi = np.linspace(0, 1, world.n_entities)
+    e = hallucination.answer_entities(world, probs, mi)
+    assert (e["answer_MAP"] == world.truth).all() and (e["outcome_MAP"] == "right").all()
+    assert (e["answer_LA"] == world.unknown_token).all()
+    assert set(e["outcome_LA"]) <= {"right", "unknown"}
+    assert (e.loc[e["is_unknown"], "outcome_LA"] == "right").all()
+    np.testing.assert_allclose(e["confidence_MAP"], probs["MAP"].max(axis=1))
+    np.testing.assert_allclose(e["p_unknown_LA"], probs["LA"][:, -1])
+    np.testing.assert_allclose(e["mi_LA"], mi)
+    mis = e["misinformation"].to_numpy()
+    assert e.loc[~mis, "p_wrong_LA"].isna().all()
+    wrong = world.entities.loc[mis, "wrong_value"].to_numpy() - world.answer_tokens[0]
+    np.testing.assert_allclose(e.loc[mis, "p_wrong_MAP"], probs["MAP"][mis, wrong])
+
+
+def test_answer_entities_bad_input(world):
+    a = len(world.answer_tokens)
+    good = _one_hot_probs(world, np.zeros(world.n_entities, dtype=int))
+    mi = np.zeros(world.n_entities)
+    with pytest.raises(ValueError, match=r"probs must map exactly \('MAP', 'LA'\)"):
+        hallucination.answer_entities(world, {"MAP": good}, mi)
+    with pytest.raises(ValueError, match=r"probs\['LA'\] must have shape"):
+        hallucination.answer_entities(world, {"MAP": good, "LA": good[:, :a - 1] /
+                                              good[:, :a - 1].sum(1, keepdims=True)}, mi)
+    with pytest.raises(ValueError, match=r"rows must sum to 1"):
+        hallucination.answer_entities(world, {"MAP": good, "LA": 2 * good}, mi)
+    with pytest.raises(ValueError, match=r"mi must have shape"):
+        hallucination.answer_entities(world, {"MAP": good, "LA": good}, mi[:-1])
+    with pytest.raises(TypeError, match=r"world must be a FactWorld"):
+        hallucination.answer_entities("world", {"MAP": good, "LA": good}, mi)
+
+
+class _FakePosterior:
+    """Samples whose mean and spread are known: each prompt's samples alternate between two
+    distributions; the seed shifts nothing but is recorded."""
+
+    def __init__(self, a: int):
+        self.a, self.seeds = a, []
+
+    def map_probs(self, prompts):
+        return np.full((len(prompts), self.a), 1 / self.a)
+
+    def samples(self, prompts, n_samples, seed):
+        self.seeds.append(seed)
+        p, q = np.eye(self.a)[0] * 0.5 + 0.5 / self.a, np.eye(self.a)[1] * 0.5 + 0.5 / self.a
+        s = np.stack([p if i % 2 == 0 else q for i in range(n_samples)])
+        return np.repeat(s[:, None, :], len(prompts), axis=1)
+
+
+def test_answer_probabilities_with_a_fake_posterior(world):
+    fake = _FakePosterior(len(world.answer_tokens))
+    probs, mi = hallucination.answer_probabilities(fake, world.prompts(), n_samples=4, seed=3,
+                                                   chunk=30)
+    n = world.n_entities
+    assert probs["LA"].shape == probs["MAP"].shape == (n, len(world.answer_tokens))
+    s = fake.samples(world.prompts()[:1], 4, seed=0)
+    np.testing.assert_allclose(probs["LA"], np.repeat(s.mean(axis=0), n, axis=0))
+    np.testing.assert_allclose(mi, metrics.mutual_information(s)[0])
+    # one seed per chunk of 30 prompts, all different
+    chunk_seeds = fake.seeds[:-1]
+    assert len(chunk_seeds) == -(-n // 30) and len(set(chunk_seeds)) == len(chunk_seeds)
+
+
+# --- C21 ----------------------------------------------------------------------------------------
+
+
+def test_hallucination_statistics_by_hand():
+    h_la = np.array([1, 0, 0, 0] * 5, dtype=float)
+    h_map = np.array([1, 1, 0, 0] * 5, dtype=float)
+    stats = hallucination.hallucination_statistics(h_la, h_map, 0.5, seed=0, n_resamples=200)
+    ratio = _triple(stats["hallucination_to_monofact"])
+    assert ratio[0] == pytest.approx(0.25 / 0.5)
+    gap = _triple(stats["abs_rate_difference"])
+    assert gap[0] == pytest.approx(0.25)
+    same = hallucination.hallucination_statistics(h_la, h_la, 0.25, seed=0, n_resamples=200)
+    assert same["hallucination_to_monofact"][0] == pytest.approx(1.0)
+    assert same["abs_rate_difference"] == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("h_la, h_map, monofact, pattern", [
+    ([1.0, 0.0], [1.0], 0.2, r"same shape"),
+    ([1.0, 0.5], [1.0, 0.0], 0.2, r"indicators must be 0 or 1"),
+    ([1.0, 0.0], [1.0, 0.0], 0.0, r"monofact must be a finite number in \(0, 1\]"),
+    ([1.0, 0.0], [1.0, 0.0], float("nan"), r"monofact must be a finite number"),
+    ([], [], 0.2, r"h_la is empty"),
+])
+def test_hallucination_statistics_bad_input(h_la, h_map, monofact, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        hallucination.hallucination_statistics(h_la, h_map, monofact, seed=0)
+
+
+def test_c21_counts_monofacts_on_true_facts_only(answers):
+    """C21 divides by the true-fact monofact rate, not by round 1's rate over all mentions."""
+    c21 = answers.statistics["C21"]
+    w = answers.world
+    assert c21["monofact_true_facts"] == w.true_fact_monofact_rate != w.monofact_rate
+    assert c21["hallucination_to_monofact"][0] == pytest.approx(
+        c21["rate_LA"] / w.true_fact_monofact_rate)
+    fresh = answers.fresh
+    assert c21["rate_MAP"] == pytest.approx(
+        facts.hallucination_rate(fresh["answer_MAP"].to_numpy(), w, fresh["entity"].to_numpy()))
+
+
+# --- C22 ----------------------------------------------------------------------------------------
+
+
+def test_confident_wrong_statistics_by_hand():
+    stats = hallucination.confident_wrong_statistics(
+        [0.95, 0.5, 0.9, 0.99], [0.1, 0.2, 0.3, 0.4], [0.0, 1.0, 2.0, 3.0, 4.0])
+    assert stats["misinformation_entities"] == 4
+    assert stats["share_confident_wrong"] == pytest.approx(3 / 4)   # 0.9 itself counts
+    assert stats["mi_minus_seen_q25"] == pytest.approx(0.25 - 1.0)
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (([0.9, 0.8], [0.1], [0.1, 0.2]), r"same shape"),
+    (([1.2], [0.1], [0.1]), r"probabilities in \[0, 1\]"),
+    (([], [], [0.1]), r"p_wrong is empty"),
+    (([0.9], [0.1], []), r"mi_seen is empty"),
+    (([0.9], [np.nan], [0.1]), r"mi_misinformation contains NaN"),
+])
+def test_confident_wrong_statistics_bad_input(args, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        hallucination.confident_wrong_statistics(*args)
+
+
+def test_c22_on_the_replicate(answers):
+    c22 = answers.statistics["C22"]
+    e = answers.entities
+    mis = e[e["misinformation"]]
+    assert c22["share_confident_wrong"] == pytest.approx((mis["p_wrong_LA"] >= 0.9).mean())
+    assert c22["mi_minus_seen_q25"] == pytest.approx(
+        mis["mi_LA"].mean() - np.quantile(e.loc[e["n"] > 0, "mi_LA"], 0.25))
+    assert 0 <= c22["share_confident_corpus"] <= 1
+
+
+# --- C23 ----------------------------------------------------------------------------------------
+
+
+def test_split_halves():
+    a = hallucination.split_halves(11, seed=5)
+    assert a.dtype == bool and a.shape == (11,) and a.sum() == 5
+    np.testing.assert_array_equal(a, hallucination.split_halves(11, seed=5))
+    assert not np.array_equal(hallucination.split_halves(1000, seed=5),
+                              hallucination.split_halves(1000, seed=6))
+    with pytest.raises(ValueError, match=r"n must be an integer >= 2"):
+        hallucination.split_halves(1, seed=0)
+
+
+def _halves(n: int = 40) -> np.ndarray:
+    return np.arange(n) < n // 2
+
+
+def test_choose_score_by_hand():
+    labels = np.array([0, 1] * 20)
+    selection = _halves()
+    good_on_selection = np.where(selection, labels, 1 - labels).astype(float)
+    good_on_evaluation = 1.0 - good_on_selection
+    candidates = {"a": good_on_evaluation, "b": good_on_selection}
+    assert hallucination.choose_score(candidates, labels, selection) == "b"
+    assert hallucination.choose_score(candidates, labels, ~selection) == "a"
+    # ties go to the first candidate
+    assert hallucination.choose_score({"x": labels * 1.0, "y": labels * 2.0}, labels,
+                                      selection) == "x"
+
+
+def test_choose_score_never_reads_the_evaluation_half():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 40)
+    selection = _halves()
+    a, b = rng.random(40), rng.random(40)
+    chosen = hallucination.choose_score({"a": a, "b": b}, labels, selection)
+    for poison in (np.nan, np.inf, -1e9):
+        a2, b2 = a.copy(), b.copy()
+        a2[~selection], b2[~selection] = poison, -poison if poison == poison else poison
+        labels2 = labels.copy()
+        labels2[~selection] = 7          # not even a label
+        assert hallucination.choose_score({"a": a2, "b": b2}, labels2, selection) == chosen
+
+
+@pytest.mark.parametrize("candidates, labels, selection, pattern", [
+    ({}, [0, 1], [True, False], r"no candidate scores"),
+    ({"a": [0.1, 0.2]}, [0, 1], [1, 0], r"boolean mask"),
+    ({"a": [0.1, 0.2]}, [0, 1, 1], [True, False], r"labels and selection"),
+    ({"a": [0.1]}, [0, 1], [True, True], r"score 'a' must have shape"),
+    ({"a": [0.1, 0.2, 0.3]}, [1, 1, 0], [True, True, False], r"both positive and negative"),
+])
+def test_choose_score_bad_input(candidates, labels, selection, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        hallucination.choose_score(candidates, np.asarray(labels), np.asarray(selection))
+
+
+def test_auroc_gain_statistics_by_hand():
+    wrong = np.array([0, 0, 0, 1] * 10)
+    perfect = wrong + 0.0
+    blind = np.zeros(40)                       # every query tied: AUROC 0.5
+    stats = hallucination.auroc_gain_statistics(perfect, wrong, blind, wrong, seed=0,
+                                                n_resamples=100)
+    assert stats["auroc_la"] == 1.0 and stats["auroc_map"] == 0.5
+    assert _triple(stats["auroc_gain_minus_quarter_gap"])[0] == pytest.approx(
+        1.0 - 0.5 - 0.25 * 0.5)
+    assert stats["ci_low_auroc_difference"] == pytest.approx(0.5)
+    same = hallucination.auroc_gain_statistics(perfect, wrong, perfect, wrong, seed=0,
+                                               n_resamples=100)
+    assert same["auroc_gain_minus_quarter_gap"] == (0.0, 0.0, 0.0)
+    assert same["ci_low_auroc_difference"] == 0.0
+
+
+def test_auroc_gain_statistics_share_their_resamples():
+    """The gain's interval and the difference's come from the same resamples: the gain is
+    the difference minus a quarter of MAP's gap, resample by resample, so with a perfect MAP
+    score the two intervals coincide."""
+    rng = np.random.default_rng(1)
+    wrong = rng.integers(0, 2, 200)
+    stats = hallucination.auroc_gain_statistics(rng.random(200), wrong, wrong + 0.0, wrong,
+                                                seed=2, n_resamples=100)
+    assert stats["auroc_gain_minus_quarter_gap"][1] == pytest.approx(
+        stats["ci_low_auroc_difference"])
+
+
+def test_auroc_gain_statistics_bad_input():
+    with pytest.raises(ValueError, match=r"same shape"):
+        hallucination.auroc_gain_statistics([0.1, 0.2], [0, 1], [0.1], [1], seed=0)
+    with pytest.raises(ValueError, match=r"score_la contains NaN"):
+        hallucination.auroc_gain_statistics([np.nan, 0.2], [0, 1], [0.1, 0.2], [0, 1], seed=0)
+
+
+def test_c23_chooses_on_the_selection_half(answers):
+    c23 = answers.statistics["C23"]
+    choice = hallucination.LA_SCORES[int(c23["score_la"])]
+    assert choice == hallucination.la_score_choice(answers)
+    seen = [c23["auroc_selection_0"], c23["auroc_selection_1"]]
+    assert seen[int(c23["score_la"])] == max(seen)
+    # the evaluation-half AUROCs are those of the chosen score and of MAP's
+    fresh, held = answers.fresh, ~answers.selection
+    s = hallucination.scores(fresh)
+    assert c23["auroc_la"] == pytest.approx(metrics.auroc(
+        s["LA"][choice][held], hallucination.detection_labels(fresh, "LA")[held]))
+    assert c23["auroc_map"] == pytest.approx(metrics.auroc(
+        s["MAP"]["1 - max p"][held], hallucination.detection_labels(fresh, "MAP")[held]))
+
+
+# --- C24 ----------------------------------------------------------------------------------------
+
+
+def test_policy_grades_by_hand(world):
+    e = world.entities
+    unknown = int(np.flatnonzero(e["is_unknown"])[0])
+    known = int(np.flatnonzero(~e["is_unknown"])[0])
+    table = pd.DataFrame({"entity": [unknown, known, known],
+                          "outcome_LA": ["wrong", "right", "wrong"]})
+    answer, abstain = hallucination.policy_grades(table, "LA", world)
+    np.testing.assert_allclose(answer, [-3, 1, -3])
+    np.testing.assert_allclose(abstain, [1, 0, 0])   # "unknown" is right about an unknown fact
+
+
+SCORE = np.array([0.1, 0.2, 0.3, 0.4])
+ANSWER = np.array([1.0, 1.0, -3.0, -3.0])
+ABSTAIN = np.zeros(4)
+
+
+def test_best_threshold_by_hand():
+    assert hallucination.best_threshold(SCORE, ANSWER, ABSTAIN) == pytest.approx(0.2)
+    assert hallucination.best_threshold(SCORE, np.ones(4), ABSTAIN) == pytest.approx(0.4)
+    assert hallucination.best_threshold(SCORE, -np.ones(4), ABSTAIN) == -np.inf
+    # tied scores are answered together: the pair at 0.2 holds a right and two wrongs
+    tied = np.array([0.1, 0.2, 0.2, 0.2])
+    assert hallucination.best_threshold(tied, np.array([1.0, 1.0, -3.0, -3.0]),
+                                        ABSTAIN) == pytest.approx(0.1)
+    # equal grades: the threshold that answers more wins
+    assert hallucination.best_threshold(SCORE, np.array([1.0, 0.0, -3.0, -3.0]),
+                                        ABSTAIN) == pytest.approx(0.2)
+
+
+def test_abstain_above_by_hand():
+    np.testing.assert_allclose(hallucination.abstain_above(SCORE, ANSWER, ABSTAIN + 0.5, 0.25),
+                               [1, 1, 0.5, 0.5])
+    np.testing.assert_allclose(hallucination.abstain_above(SCORE, ANSWER, ABSTAIN, np.inf),
+                               ANSWER)
+    with pytest.raises(ValueError, match=r"threshold must be a number"):
+        hallucination.abstain_above(SCORE, ANSWER, ABSTAIN, float("nan"))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_best_threshold_is_the_best_candidate(seed):
+    rng = np.random.default_rng(seed)
+    score = rng.integers(0, 8, 60) / 8          # many ties
+    answer = rng.choice([1.0, -3.0], 60)
+    abstain = rng.choice([0.0, 1.0], 60, p=[0.9, 0.1])
+    best = hallucination.best_threshold(score, answer, abstain)
+    mean = hallucination.abstain_above(score, answer, abstain, best).mean()
+    for t in [-np.inf, *np.unique(score)]:
+        assert hallucination.abstain_above(score, answer, abstain, t).mean() <= mean + 1e-12
+
+
+def test_coverage_grades_by_hand():
+    grades = hallucination.coverage_grades(SCORE, ANSWER, ABSTAIN, [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(grades, [0.0, 0.5, -1.0])
+
+
+@pytest.mark.parametrize("args, pattern", [
+    ((SCORE, ANSWER[:3], ABSTAIN), r"must have the same shape"),
+    ((SCORE, ANSWER, ABSTAIN, [1.5]), r"coverages must lie in \[0, 1\]"),
+    (([], [], []), r"score is empty"),
+])
+def test_coverage_grades_bad_input(args, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        hallucination.coverage_grades(*args)
+
+
+def test_abstention_statistics_by_hand():
+    """LA's score ranks the wrong answers last, MAP's ranks them first: LA's policy answers the
+    right ones and abstains on the wrong ones; MAP's best is to abstain on everything."""
+    answer = np.tile([1.0, 1.0, -3.0, -3.0], 10)
+    abstain = np.zeros(40)
+    la_score = np.tile([0.1, 0.2, 0.8, 0.9], 10)
+    map_score = 1 - la_score
+    stats = hallucination.abstention_statistics((la_score, answer, abstain),
+                                                (map_score, answer, abstain), _halves(),
+                                                seed=0, n_resamples=100)
+    assert stats["grade_LA"] == pytest.approx(0.5) and stats["answered_LA"] == 0.5
+    assert stats["grade_MAP"] == 0.0 and stats["answered_MAP"] == 0.0
+    assert _triple(stats["grade_difference"])[0] == pytest.approx(0.5)
+    assert stats["ci_low_grade_difference"] == stats["grade_difference"][1]
+
+
+def test_abstention_thresholds_never_read_the_evaluation_half():
+    rng = np.random.default_rng(3)
+    score, answer = rng.random(40), rng.choice([1.0, -3.0], 40)
+    abstain, selection = np.zeros(40), _halves()
+    stats = hallucination.abstention_statistics((score, answer, abstain),
+                                                (score, answer, abstain), selection, seed=0,
+                                                n_resamples=50)
+    flipped = answer.copy()
+    flipped[~selection] *= -1                  # the evaluation half's grades change...
+    again = hallucination.abstention_statistics((score, flipped, abstain),
+                                                (score, flipped, abstain), selection, seed=0,
+                                                n_resamples=50)
+    # ...its thresholds do not
+    assert again["threshold_LA"] == stats["threshold_LA"]
+    assert again["threshold_MAP"] == stats["threshold_MAP"]
+
+
+@pytest.mark.parametrize("selection, pattern", [
+    (np.ones(40, dtype=bool), r"both halves must hold queries"),
+    (np.arange(40) % 2, r"boolean mask"),
+    (_halves(20), r"inputs must have shape \(20,\)"),
+])
+def test_abstention_statistics_bad_input(selection, pattern):
+    inputs = (SCORE.repeat(10), ANSWER.repeat(10), ABSTAIN.repeat(10))
+    with pytest.raises(ValueError, match=pattern):
+        hallucination.abstention_statistics(inputs, inputs, selection, seed=0)
+
+
+def test_c24_on_the_replicate(answers):
+    c24 = answers.statistics["C24"]
+    diff = _triple(c24["grade_difference"])
+    assert diff[0] == pytest.approx(c24["grade_LA"] - c24["grade_MAP"])
+    assert c24["ci_low_grade_difference"] == diff[1]
+    assert 0 <= c24["answered_LA"] <= 1 and 0 <= c24["answered_MAP"] <= 1

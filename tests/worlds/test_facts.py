@@ -510,3 +510,97 @@ def test_confident_answers_abstain_below_threshold(rows, t1, t2):
 def test_metrics_bad_input(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call(_hand_world())
+
+
+# --- round 2: true-fact monofacts, per-query grades, the round-2 recipes ----------------------
+
+
+def test_true_fact_monofact_rate_by_hand():
+    w = _hand_world()
+    # true-fact mentions: 1 + 1 + 3 = 5; written once: entities 0 and 1.  Entity 3's one mention
+    # is misinformation: a monofact of the corpus, not of its true facts
+    assert w.true_fact_monofact_rate == pytest.approx(2 / 5)
+    assert w.monofact_rate == pytest.approx(3 / 6)
+
+
+def test_true_fact_monofact_rate_ignores_misinformation_mentions():
+    """A misinformation entity whose truth was written once is a true-fact monofact however
+    often its wrong value was repeated; the repeats enter neither count."""
+    frame = _hand_world().entities.assign(count_wrong=[0, 0, 0, 30, 0],
+                                          count_truth=[1, 1, 3, 1, 0])
+    frame["n"] = frame["count_truth"] + frame["count_wrong"]
+    w = FactWorld(entities=frame, n_name_parts=3, name_length=2, n_values=3)
+    assert w.true_fact_monofact_rate == pytest.approx(3 / 6)
+    assert w.monofact_rate == pytest.approx(2 / 36)
+
+
+@pytest.mark.parametrize("repeats", [1, 7, 300])
+def test_true_fact_monofact_rate_does_not_depend_on_the_repeats(repeats):
+    base = make_fact_world(**SMALL, seed=4)
+    w = make_fact_world(**dict(SMALL, misinformation_repeats=repeats), seed=4)
+    np.testing.assert_array_equal(w.entities["count_truth"], base.entities["count_truth"])
+    assert w.true_fact_monofact_rate == base.true_fact_monofact_rate
+    truth = w.entities["count_truth"].to_numpy()
+    assert w.true_fact_monofact_rate == pytest.approx((truth == 1).sum() / truth.sum())
+
+
+def test_true_fact_monofact_rate_of_an_unwritten_corpus_is_nan():
+    frame = _hand_world().entities.assign(count_truth=0, count_wrong=[0, 0, 0, 2, 0])
+    frame["n"] = frame["count_truth"] + frame["count_wrong"]
+    w = FactWorld(entities=frame, n_name_parts=3, name_length=2, n_values=3)
+    assert np.isnan(w.true_fact_monofact_rate)
+
+
+def test_true_fact_monofact_rate_estimates_the_missing_mass():
+    """Without misinformation the two monofact rates agree; with it, only the true-fact one
+    still tracks the missing mass (Good-Turing on the true facts)."""
+    w = facts.fact_world(facts.ROUND2_FACT_RECIPES["quick"], seed=0)
+    assert w.true_fact_monofact_rate == pytest.approx(w.missing_mass, abs=0.03)
+    assert w.monofact_rate < w.true_fact_monofact_rate - 0.02
+    clean = make_fact_world(**SMALL | dict(n_misinformation=0, misinformation_repeats=0),
+                            seed=1)
+    assert clean.true_fact_monofact_rate == clean.monofact_rate
+
+
+def test_outcome_grades_by_hand():
+    np.testing.assert_allclose(facts.outcome_grades(OUTCOMES),
+                               [1, 0, 1, -3, -3, -3, 0, -3])
+    np.testing.assert_allclose(facts.outcome_grades(["right", "wrong", "unknown"], 0.5),
+                               [1, -1, 0])
+    for t in (0.0, 0.5, 0.75, 0.9):
+        assert facts.outcome_grades(OUTCOMES, t).mean() == pytest.approx(
+            facts.graded_score(OUTCOMES, t))
+
+
+@pytest.mark.parametrize("outcomes, threshold, error, pattern", [
+    ([], 0.75, ValueError, r"outcomes is empty"),
+    ([["right"]], 0.75, ValueError, r"outcomes must be one-dimensional"),
+    (["right", "maybe"], 0.75, ValueError, r"outcomes must be one of .*'maybe'"),
+    (["right"], 1.0, ValueError, r"threshold must lie in \[0, 1\)"),
+    (["right"], None, TypeError, r"threshold must be a number"),
+])
+def test_outcome_grades_bad_input(outcomes, threshold, error, pattern):
+    with pytest.raises(error, match=pattern):
+        facts.outcome_grades(outcomes, threshold)
+
+
+def test_round2_recipes():
+    r1, r2 = FACT_RECIPES, facts.ROUND2_FACT_RECIPES
+    assert set(r2) == set(r1)
+    # round 1's recipes are what they were
+    assert r1["quick"].corpus["n_misinformation"] == 8 and r1["quick"].training["steps"] == 600
+    assert r1["full"].corpus["n_misinformation"] == 32
+    for scale in r2:
+        assert set(r2[scale].corpus) == set(r1[scale].corpus)
+        assert r2[scale].corpus["n_misinformation"] >= 20
+        assert r2[scale].model == r1[scale].model
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_round2_quick_world(seed):
+    w = facts.fact_world(facts.ROUND2_FACT_RECIPES["quick"], seed=seed)
+    e = w.entities
+    # at least 20 misinformation entities, every one of them seen in training
+    assert e["misinformation"].sum() >= 20 and (e.loc[e["misinformation"], "n"] > 0).all()
+    assert 0.1 <= w.true_fact_monofact_rate <= 0.3
+    checks.check_next_token_counts(*w.next_token_counts(), w.vocab_size)

@@ -150,3 +150,23 @@ def test_char_world_builds_the_recipes_corpus():
     assert corpus.context == 3 and len(corpus.text) == 500
     with pytest.raises(TypeError, match="recipe must be a Recipe"):
         char_world(CHAR_RECIPES["quick"].corpus)
+
+
+# --- round 2's recipe (claim C16) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+def test_long_context_recipes_read_at_least_four_characters(scale):
+    recipe = corpora.LONG_CONTEXT_RECIPES[scale]
+    assert recipe.corpus["context"] >= 4
+    assert recipe.corpus["context"] >= CHAR_RECIPES[scale].corpus["context"]
+    corpus = char_world(corpora.Recipe(corpus={**recipe.corpus, "max_chars": 500}, model={},
+                                       training={}))
+    assert corpus.next_token_counts()[0].shape[1] == recipe.corpus["context"]
+
+
+def test_long_context_quick_recipe_is_c2s_network_on_minibatches():
+    quick = corpora.LONG_CONTEXT_RECIPES["quick"]
+    assert quick.model == CHAR_RECIPES["quick"].model
+    assert quick.training["batch_size"] is not None
+    assert CHAR_RECIPES["quick"].corpus["context"] == 2  # round 1's model is left as it was

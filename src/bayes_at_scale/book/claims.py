@@ -36,7 +36,8 @@ from ..core.settings import from_env, project_root
 OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
 VERDICTS = ("SUPPORTED", "REFUTED", "INCONCLUSIVE")
 NOT_TESTED = "not yet tested"
-LINE = re.compile(r"^CLAIM (C\d+): (SUPPORTED|REFUTED|INCONCLUSIVE) - (.*) \(rule: (.*)\)$")
+LINE = re.compile(r"^CLAIM (C\d+): (SUPPORTED|REFUTED|INCONCLUSIVE) - (.*?)(?: \[\d+ seeds\])? "
+                  r"\(rule: (.*)\)$")
 #: The environment variable naming the folder that :func:`report` writes records to.
 RECORDS_ENV = "ESSAY_RECORDS"
 #: The version of a record's layout; a record of another version is not read.
@@ -220,7 +221,9 @@ def verdict(claim: Claim, per_seed: list[dict], pooled: dict | None = None) -> s
     """Apply the claim's rule to the statistics of every seed (and to the pooled ones)."""
     if not per_seed:
         raise ValueError(f"claim {claim.id}: no seeds evaluated")
-    outcomes = {seed_outcome(claim, s) for s in per_seed}
+    # a rule of pooled conditions only is decided by them alone
+    outcomes = {seed_outcome(claim, s) for s in per_seed} if claim.conditions_in("seed") \
+        else set()
     joint = pooled_outcome(claim, pooled)
     if joint is not None:
         outcomes.add(joint)

@@ -28,7 +28,7 @@ BLESSED = Path("tests", "references", "records")
 BUILT = Path("_build", "records")
 #: How the ledger names the origin of its verdicts.
 ORIGINS = {BLESSED: "the committed reference notebooks", BUILT: "this build's executed chapters"}
-COLUMNS = ("id", "claim", "source", "cite", "chapter", "round", "rule", "verdict",
+COLUMNS = ("id", "claim", "source", "cite", "chapter", "round", "refines", "rule", "verdict",
            "discussed_as", "measured", "printed", "document", "anchor")
 LEDGER_HEADER = ("Claim", "Verdict", "Source", "Rule", "Measured", "Evidence")
 
@@ -115,7 +115,8 @@ def ledger(records: dict[str, Record], claims: dict[str, Claim] | None = None) -
             raise ValueError(f"the record of {c.id} was written for another rule or chapter than "
                              f"data/claims.yaml's; re-run chapter {c.chapter}")
         rows.append({"id": c.id, "claim": c.claim, "source": c.source, "cite": c.cite or "",
-                     "chapter": c.chapter, "round": c.round, "rule": c.rule,
+                     "chapter": c.chapter, "round": c.round, "refines": c.refines or "",
+                     "rule": c.rule,
                      "verdict": r.verdict if r else NOT_TESTED,
                      "discussed_as": c.discussed_as or "", "measured": r.measured if r else "",
                      "printed": dict(r.printed) if r else {},
@@ -146,7 +147,9 @@ def ledger_markdown(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(LEDGER_HEADER) + " |", "|" + " --- |" * len(LEDGER_HEADER)]
     for row in table.itertuples(index=False):
         cells = [
-            f"**{row.id}** {prose.escape_markdown(row.claim)}",
+            f"**{row.id}** {prose.escape_markdown(row.claim)}" + (
+                f" *(round {row.round}; refines {row.refines})*" if row.refines else
+                f" *(round {row.round})*" if row.round > 1 else ""),
             row.verdict if row.verdict in VERDICTS else f"*{row.verdict}*",
             prose.source_markdown(row.source, row.cite or None),
             prose.escape_markdown(row.rule),

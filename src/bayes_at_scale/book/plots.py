@@ -91,14 +91,15 @@ def loglog_decay(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None,
 
 def comparison(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, title: str = "",
                xlabel: str = "", ylabel: str = "", seed: int = 0,
-               reference: float | None = None, reference_label: str = "") -> Figure:
-    """Bars of the mean of ``y`` per ``x`` (and ``hue``) with seeded bootstrap 95% intervals,
-    and an optional horizontal reference line."""
+               reference: float | None = None, reference_label: str = "",
+               order: list | None = None) -> Figure:
+    """Bars of the mean of ``y`` per ``x`` (in ``order``, if given; and ``hue``) with seeded
+    bootstrap 95% intervals, and an optional horizontal reference line."""
     _require(df, x, y, *(c for c in [hue] if c))
     fig = Figure()
     ax = fig.subplots()
     sns.barplot(data=df, x=x, y=y, hue=hue, errorbar=("ci", 95), seed=seed, ax=ax,
-                capsize=0.1, err_kws={"linewidth": 1})
+                capsize=0.1, err_kws={"linewidth": 1}, order=order)
     if reference is not None:
         ax.axhline(reference, color="black", ls="--", lw=1, label=reference_label or None)
     ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)

@@ -114,7 +114,8 @@ def glue_texts(records: Records, claims: Claims) -> dict[str, str]:
 
     For every statistic of every rule, ``<id>_<statistic>`` (the per-seed values as printed),
     ``<id>_<statistic>_size`` (the same without their signs) and
-    ``<id>_<statistic>_threshold``; and ``n_claims``, ``tally`` and ``n_seeds``.
+    ``<id>_<statistic>_threshold``; ``n_claims`` and ``tally`` (round 1, which the discussion
+    is written against), ``n_claims_round2`` and ``tally_round2``, and ``n_seeds``.
     """
     texts = {}
     for cid, claim in claims.items():
@@ -128,8 +129,13 @@ def glue_texts(records: Records, claims: Claims) -> dict[str, str]:
     for cid, claim in claims.items():
         for c in claim.conditions:
             texts[f"{cid}_{c.statistic}_threshold"] = f"{c.threshold:g}"
-    texts["n_claims"] = in_words(len(claims))
-    texts["tally"] = tally(records, claims)
+    # the discussion is written against round 1; round 2's tally stands beside it
+    first = {cid: c for cid, c in claims.items() if c.round == 1}
+    second = {cid: c for cid, c in claims.items() if c.round >= 2}
+    texts["n_claims"] = in_words(len(first))
+    texts["tally"] = tally(records, first)
+    texts["n_claims_round2"] = in_words(len(second))
+    texts["tally_round2"] = tally(records, second) if second else "none is registered"
     texts["n_seeds"] = n_seeds(records)
     return texts
 

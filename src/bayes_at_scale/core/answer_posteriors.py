@@ -173,12 +173,33 @@ def retrain_at_prior(view: AnswerView, contexts: torch.Tensor, counts: torch.Ten
     return gradient_norm(view, contexts, counts, prior_precision)
 
 
-def gradient_norm(view: AnswerView, contexts, counts, prior_precision) -> float:
-    """Euclidean norm of the gradient of :func:`regularised_loss` (per token)."""
+def _gradient(view: AnswerView, contexts, counts, prior_precision) -> torch.Tensor:
     params = [p for p in view.parameters() if p.requires_grad]
     grads = torch.autograd.grad(regularised_loss(view, contexts, counts, prior_precision),
                                 params)
-    return float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
+    return parameters_to_vector(grads).detach().double()
+
+
+def gradient_norm(view: AnswerView, contexts, counts, prior_precision) -> float:
+    """Euclidean norm of the gradient of :func:`regularised_loss` (per token)."""
+    return float(_gradient(view, contexts, counts, prior_precision).norm())
+
+
+def newton_decrement(la, view: AnswerView, contexts, counts) -> float:
+    """How far the posterior's mean lies from the mode of its own objective, in the posterior's
+    own units: ``sqrt(g' P^-1 g)`` for the gradient ``g`` of the (summed) negative log joint and
+    the posterior precision ``P`` - the Mahalanobis length of the Newton step to the mode of the
+    quadratic model (0 at the mode; below 1: within a posterior standard deviation)."""
+    prior = la.prior_precision_diag.detach()
+    g = (_gradient(view, contexts, counts, prior) * counts.sum()).to(prior.dtype)
+    structure = la.posterior_precision
+    if hasattr(structure, "inv_square_form"):         # KFAC: decomposed Kronecker factors
+        square = structure.inv_square_form(g[None, None, :]).squeeze()
+    elif structure.dim() == 1:                        # diagonal
+        square = (g**2 / structure).sum()
+    else:                                             # full
+        square = g @ torch.linalg.solve(structure, g)
+    return float(torch.sqrt(square.double()))
 
 
 class AnswerPosterior:
@@ -186,9 +207,11 @@ class AnswerPosterior:
     Carlo over the GLM, the mode's own prediction, and what fitting it took."""
 
     def __init__(self, view: AnswerView, la, config: AnswerPosteriorConfig,
-                 gradient_norm: float, prior_history: list, fit_seconds: float):
+                 gradient_norm: float, prior_history: list, fit_seconds: float,
+                 newton_decrement: float = float("nan")):
         self.view, self.la, self.config = view, la, config
         self.gradient_norm = gradient_norm
+        self.newton_decrement = newton_decrement  # distance to the mode, posterior stds
         self.prior_history = prior_history
         self.fit_seconds = fit_seconds
 
@@ -297,4 +320,6 @@ def fit_answer_posterior(lm: CausalLM, contexts: torch.Tensor, counts: torch.Ten
     la.prior_precision = prior
     la.fit(loader)               # the curvature at the mode; the prior it was trained at
     norm = gradient_norm(view, contexts, targets, la.prior_precision_diag.detach())
-    return AnswerPosterior(view, la, config, norm, history, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return AnswerPosterior(view, la, config, norm, history, seconds,
+                           newton_decrement(la, view, contexts, targets))

@@ -356,9 +356,11 @@ class AnswerPosteriorConfig(LaplaceOptions):
     prior_structure: str = "layerwise"        # one precision per weight tensor
     prior_steps: int = 100
     prior_lr: float = 0.1
-    rounds: int = 2                           # tune the prior, retrain at it; repeated
-    map_steps: int = 300                      # L-BFGS iterations of each retraining
+    rounds: int = 1                           # tune the prior, retrain at it; repeated
+    map_steps: int = 200                      # L-BFGS iterations of each retraining
     map_tolerance: float = 1e-6               # per-token gradient norm L-BFGS stops at
+    centred_tolerance: float = 5e-3           # the stated tolerance: a gradient norm (per
+                                              # token) below it counts as at the mode
     n_samples: int = 200                      # GLM logit samples of the predictive
     fit_batch: int = 4096
     predict_batch: int = 512

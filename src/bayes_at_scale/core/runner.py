@@ -90,13 +90,15 @@ def _parallel(n_jobs: int):
     return Parallel(n_jobs=n_jobs, backend="loky", inner_max_num_threads=1)
 
 
-def run_tasks(fn: Callable, tasks: Iterable[tuple], seeds: Sequence[int], *,
+def run_tasks(fn: Callable | Sequence[Callable], tasks: Iterable[tuple], seeds: Sequence[int], *,
               kwargs: Sequence[dict] | None = None, workers: int | None = None,
               cluster: str | None = None) -> list:
     """``[fn(*task, **kw) for task, kw in zip(tasks, kwargs)]``, run in parallel.
 
-    ``seeds`` gives each task the seed its global generators start from (usually the seed the
-    task's arguments carry).  ``workers`` (default ``ESSAY_WORKERS``) processes run the tasks;
+    ``fn`` is one function for every task, or a sequence of functions, one per task (so that
+    a chapter's unequal tasks - say, one heavy replicate and several light ones of another
+    experiment - share one pool and no worker waits idle).  ``seeds`` gives each task the seed
+    its global generators start from (usually the seed the task's arguments carry).  ``workers`` (default ``ESSAY_WORKERS``) processes run the tasks;
     with ``cluster`` (default ``ESSAY_CLUSTER``) they go to that Dask scheduler instead.
     Torch's thread count and default dtype are the same after the call as before it.
     """
@@ -107,12 +109,16 @@ def run_tasks(fn: Callable, tasks: Iterable[tuple], seeds: Sequence[int], *,
     kwargs = [{} for _ in tasks] if kwargs is None else [dict(k) for k in kwargs]
     if len(kwargs) != len(tasks):
         raise ValueError(f"one kwargs per task: got {len(kwargs)} for {len(tasks)} tasks")
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    fns = list(fn) if isinstance(fn, (list, tuple)) else [fn] * len(tasks)
+    if len(fns) != len(tasks):
+        raise ValueError(f"one function per task: got {len(fns)} for {len(tasks)} tasks")
+    for f in fns:
+        if not callable(f):
+            raise TypeError(f"fn must be callable, got {type(f).__name__}")
     workers = workers_from_env() if workers is None else check_int("workers", workers)
     cluster = cluster_from_env() if cluster is None else cluster
     dtype = torch.get_default_dtype()
-    jobs = [(fn, t, k, s, dtype) for t, k, s in zip(tasks, kwargs, seeds)]
+    jobs = [(f, t, k, s, dtype) for f, t, k, s in zip(fns, tasks, kwargs, seeds)]
     if cluster:
         return _on_cluster(jobs, cluster)
     if workers == 1 or len(jobs) <= 1:

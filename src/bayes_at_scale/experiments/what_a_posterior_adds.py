@@ -23,9 +23,9 @@ from scipy import optimize, stats
 
 from ..core import metrics
 from ..core.checks import check_counts, check_positive_int
-from ..core.answer_posteriors import AnswerPosterior, fit_answer_posterior
+from ..core.answer_posteriors import AnswerPosterior
 from ..worlds.fragments import (ANSWERS, FRAGMENT_RECIPES, RARE_TOKEN_RECIPES, FragmentCorpus,
-                                count_bucket, fragment_world)
+                                count_bucket, fragment_posterior, fragment_world)
 from ..core.models import CausalLM, NextToken, next_token_probs
 from ..core.posteriors import (DEFAULT_FLAVOUR, AnswerPosteriorConfig, Posterior, answer_flavour,
                                count_loader, fit_posterior, flavour)
@@ -361,16 +361,10 @@ def rare_token_recipe(scale: str) -> Recipe:
 
 def fit_round_two(corpus: FragmentCorpus, model: CausalLM,
                   flavour: str | AnswerPosteriorConfig = R2_FLAVOUR) -> AnswerPosterior:
-    """The round-2 posterior of ``model`` on ``corpus``: over the subject embeddings (prompt
-    position 1) and the answer head with ``"embedding_and_head"``, over the head alone with
-    ``"last_layer"`` (a name or a config)."""
-    contexts, counts = corpus.next_token_counts()
-    config = answer_flavour(flavour) if isinstance(flavour, str) else flavour
-    if config.trainable == "head":
-        return fit_answer_posterior(model, contexts, counts, corpus.answer_tokens, config)
-    subjects = corpus.subject_token(np.arange(corpus.n_subjects))
-    return fit_answer_posterior(model, contexts, counts, corpus.answer_tokens, config,
-                                embedded_tokens=subjects, position=1)
+    """The round-2 posterior of ``model`` on ``corpus``
+    (:func:`~bayes_at_scale.worlds.fragments.fragment_posterior`), the chapter's flavour by
+    default."""
+    return fragment_posterior(corpus, model, flavour)
 
 
 def restricted_table(posterior: AnswerPosterior, corpus: FragmentCorpus, n_samples: int,
@@ -407,6 +401,7 @@ class RoundTwoReplicate:
     prior_precision: tuple
     n_params: int
     fit_seconds: float
+    newton_decrement: float = float("nan")   # distance to the mode, in posterior stds
 
 
 def run_round_two(recipe: Recipe, seed: int, flavour: str = R2_FLAVOUR,
@@ -420,7 +415,8 @@ def run_round_two(recipe: Recipe, seed: int, flavour: str = R2_FLAVOUR,
                                                 np.stack(table["p_fam"]))
     return RoundTwoReplicate(seed, table, dirichlet_table(table, concentration),
                              posterior.gradient_norm, tuple(posterior.prior_precision.tolist()),
-                             posterior.n_params, posterior.fit_seconds)
+                             posterior.n_params, posterior.fit_seconds,
+                             posterior.newton_decrement)
 
 
 def c17_statistics(replicate: RoundTwoReplicate) -> dict:
@@ -486,11 +482,14 @@ def tempered(logits, temperature: float) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def temperature_table(table: pd.DataFrame) -> tuple[pd.DataFrame, float]:
-    """C18's comparison on the rare fragments (n <= 3): TV of LA, MAP, MAP_T and the family
-    frequency to p_fam and to uniform, one row per fragment; and the matched temperature T."""
-    rare = table[(table["n"] <= RARE_R2) & table["p_fam"].map(
-        lambda p: bool(np.isfinite(p).all()))]
+def temperature_table(table: pd.DataFrame, oracle: pd.DataFrame | None = None
+                      ) -> tuple[pd.DataFrame, float]:
+    """C18's comparison on the rare fragments (n <= 3): TV of LA, MAP and MAP_T - and, given
+    the ``oracle`` table of the same fragments, of the Dirichlet count model - to p_fam, to
+    uniform and to the truth, one row per fragment (with the family frequency's own TV to the
+    truth); and the matched temperature T."""
+    keep = (table["n"] <= RARE_R2) & table["p_fam"].map(lambda p: bool(np.isfinite(p).all()))
+    rare = table[keep]
     if len(rare) < 2:
         raise ValueError(f"C18 needs at least two fragments with n <= {RARE_R2}")
     la, p_fam = np.stack(rare["la"]), np.stack(rare["p_fam"])
@@ -498,10 +497,17 @@ def temperature_table(table: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     t = matching_temperature(np.stack(rare["map_logits"]), metrics.tv_distance(la, uniform).mean())
     map_t = tempered(np.stack(rare["map_logits"]), t)
     out = pd.DataFrame({"n": rare["n"].to_numpy()})
-    for name, probs in (("LA", la), ("MAP", np.stack(rare["map"])), ("MAP_T", map_t)):
+    truth = np.stack(rare["p_true"])
+    estimators = [("LA", la), ("MAP", np.stack(rare["map"])), ("MAP_T", map_t)]
+    if oracle is not None:
+        if len(oracle) != len(table):
+            raise ValueError("the oracle table must hold the same fragments as the table")
+        estimators.append(("Dirichlet", np.stack(oracle.loc[keep.to_numpy(), "dirichlet"])))
+    for name, probs in estimators:
         out[f"tv_family_{name}"] = metrics.tv_distance(probs, p_fam)
         out[f"tv_uniform_{name}"] = metrics.tv_distance(probs, uniform)
-        out[f"tv_truth_{name}"] = metrics.tv_distance(probs, np.stack(rare["p_true"]))
+        out[f"tv_truth_{name}"] = metrics.tv_distance(probs, truth)
+    out["tv_truth_p_fam"] = metrics.tv_distance(p_fam, truth)
     return out, t
 
 

@@ -157,6 +157,20 @@ class FactWorld:
         return float((n == 1).sum() / n.sum()) if n.sum() else float("nan")
 
     @property
+    def true_fact_monofact_rate(self) -> float:
+        """The monofact rate of the true-fact mentions alone (round 2, claim C21).
+
+        Entities whose true answer is written exactly once in training (``count_truth == 1``),
+        divided by the number of true-answer mentions: the misinformation mentions count in
+        neither.  An entity whose fact is unknown counts like any other - its true answer is
+        ``unknown``, and a model that has not seen it cannot know that.  Unlike
+        :attr:`monofact_rate`, the many repetitions of a wrong value neither inflate the
+        denominator nor hide a misinformation entity whose truth was mentioned once.
+        """
+        truth = self.entities["count_truth"].to_numpy()
+        return float((truth == 1).sum() / truth.sum()) if truth.sum() else float("nan")
+
+    @property
     def missing_mass(self) -> float:
         """The true popularity mass of the entities never mentioned in training."""
         return float(self.entities["popularity"].to_numpy()[self.unseen()].sum())
@@ -319,6 +333,24 @@ FACT_RECIPES = {
 }
 
 
+#: Round 2 (claims C21-C24): round 1's worlds with more misinformation entities (the rule asks
+#: for at least 20; at quick scale their 720 repeated wrong mentions are why C21 counts
+#: monofacts on true-fact mentions only) and, at quick scale, half round 1's training steps so
+#: that five seeds fit the chapter's time budget (the network still fits its corpus to within a
+#: few thousandths of a nat per mention).  The answer head is then retrained at the Laplace's
+#: own prior by :func:`bayes_at_scale.core.answer_posteriors.fit_answer_posterior`.
+ROUND2_FACT_RECIPES = {
+    "quick": Recipe(
+        corpus=dict(FACT_RECIPES["quick"].corpus, n_misinformation=24),
+        model=dict(FACT_RECIPES["quick"].model),
+        training=dict(FACT_RECIPES["quick"].training, steps=300)),
+    "full": Recipe(
+        corpus=dict(FACT_RECIPES["full"].corpus, n_misinformation=64),
+        model=dict(FACT_RECIPES["full"].model),
+        training=dict(FACT_RECIPES["full"].training)),
+}
+
+
 def fact_world(recipe: Recipe, seed: int) -> FactWorld:
     """The fact world of ``recipe`` (e.g. ``FACT_RECIPES["quick"]``), sampled with ``seed``."""
     if not isinstance(recipe, Recipe):
@@ -384,12 +416,10 @@ def hallucination_rate(answers, world: FactWorld, entities) -> float:
 
 
 
-def graded_score(outcomes, threshold: float = 0.75) -> float:
-    """Mean score under the grading of Kalai et al. (2025) with confidence target ``t``.
-
-    A right answer scores +1, "unknown" 0 and a wrong answer ``-t / (1 - t)`` (-3 at t = 0.75),
-    so answering has a positive expected score only when the chance of being right exceeds t.
-    """
+def outcome_grades(outcomes, threshold: float = 0.75) -> np.ndarray:
+    """The grade of each outcome under the grading of Kalai et al. (2025) with confidence
+    target ``t``: +1 for ``"right"``, 0 for ``"unknown"``, ``-t / (1 - t)`` for ``"wrong"``
+    (-3 at t = 0.75).  Per query, so that two policies can be compared pairwise."""
     t = check_threshold(threshold, upper_closed=False)
     o = np.asarray(outcomes, dtype=object)
     if o.ndim != 1:
@@ -399,8 +429,16 @@ def graded_score(outcomes, threshold: float = 0.75) -> float:
     bad = set(o.tolist()) - set(OUTCOMES)
     if bad:
         raise ValueError(f"outcomes must be one of {OUTCOMES}, got {sorted(map(repr, bad))}")
-    score = np.select([o == "right", o == "wrong"], [1.0, -t / (1 - t)], 0.0)
-    return float(score.mean())
+    return np.select([o == "right", o == "wrong"], [1.0, -t / (1 - t)], 0.0)
+
+
+def graded_score(outcomes, threshold: float = 0.75) -> float:
+    """Mean score under the grading of Kalai et al. (2025) with confidence target ``t``.
+
+    A right answer scores +1, "unknown" 0 and a wrong answer ``-t / (1 - t)`` (-3 at t = 0.75),
+    so answering has a positive expected score only when the chance of being right exceeds t.
+    """
+    return float(outcome_grades(outcomes, threshold).mean())
 
 
 def confident_answers(probs, world: FactWorld, threshold: float) -> np.ndarray:

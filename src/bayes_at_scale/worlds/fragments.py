@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core.answer_posteriors import AnswerPosterior, fit_answer_posterior
 from ..core.checks import check_counts, check_int, check_positive
+from ..core.posteriors import AnswerPosteriorConfig, answer_flavour
 from ..core.training import Recipe
 
 ANSWERS = ("yes", "no", "other")
@@ -217,6 +219,22 @@ def fragment_world(recipe: Recipe, seed: int, **overrides) -> FragmentCorpus:
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a Recipe, got {type(recipe).__name__}")
     return make_fragment_corpus(**{**recipe.corpus, **overrides}, seed=seed)
+
+
+def fragment_posterior(corpus: FragmentCorpus, model,
+                       flavour: str | AnswerPosteriorConfig = "embedding_and_head"
+                       ) -> AnswerPosterior:
+    """The round-2 posterior (:mod:`bayes_at_scale.core.answer_posteriors`) of a network trained
+    on ``corpus``: over the subject embeddings (prompt position 1) and the answer head with
+    ``"embedding_and_head"``, over the answer head alone with ``"last_layer"`` (a flavour name
+    or a config)."""
+    contexts, counts = corpus.next_token_counts()
+    config = answer_flavour(flavour) if isinstance(flavour, str) else flavour
+    if config.trainable == "head":
+        return fit_answer_posterior(model, contexts, counts, corpus.answer_tokens, config)
+    subjects = corpus.subject_token(np.arange(corpus.n_subjects))
+    return fit_answer_posterior(model, contexts, counts, corpus.answer_tokens, config,
+                                embedded_tokens=subjects, position=1)
 
 
 # --- count buckets --------------------------------------------------------------------------
