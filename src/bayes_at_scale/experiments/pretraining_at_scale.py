@@ -408,12 +408,12 @@ def _check_sweep(sizes: np.ndarray, n_seeds: int, claim: str) -> None:
 
 def c19_statistics(table: pd.DataFrame, seed: int, n_resamples: int = BOOTSTRAP_RESAMPLES
                    ) -> tuple[list[dict], dict]:
-    """Claim C19 on one posterior's :func:`round_two_table`: per seed, informative values (that
-    seed's Spearman of N and |g|, its |g(N_max)| and its KL slope); pooled over seeds, with
-    seed-bootstrap 95% intervals, the three statistics of the rule:
+    """Claim C19 on one posterior's :func:`round_two_table`: per seed, informative values
+    (that seed's Spearman of N and ``|g|``, its ``|g(N_max)|`` and its KL slope); pooled over
+    seeds, with seed-bootstrap 95% intervals, the three statistics of the rule:
 
-    * ``spearman_n_gain`` - Spearman(N, seed-mean |g(N)|);
-    * ``gain_at_largest_n`` - seed-mean |g(N_max)|;
+    * ``spearman_n_gain`` - Spearman(N, seed-mean ``|g(N)|``);
+    * ``gain_at_largest_n`` - seed-mean ``|g(N_max)|``;
     * ``kl_loglog_slope`` - log-log slope over N of the seed-mean ``KL(LA || MAP)``.
     """
     sizes, gain = seed_matrix(table, "gain")

@@ -396,7 +396,7 @@ def _share(flags: np.ndarray) -> float:
 
 def c21_statistics(rep: AnswerReplicate, n_resamples: int = N_RESAMPLES) -> dict:
     """Claim C21 on the fresh queries: their number, LA's hallucination rate over the monofact
-    rate of the true-fact mentions, and |LA's rate - MAP's rate| (bootstrap 95% intervals over
+    rate of the true-fact mentions, and ``|LA's rate - MAP's rate|`` (bootstrap 95% intervals over
     the queries; the monofact rate is a fixed property of the corpus)."""
     fresh = rep.fresh
     h_la, h_map = (hallucinated(fresh, name, rep.world) for name in ("LA", "MAP"))
@@ -419,7 +419,7 @@ def hallucination_statistics(h_la, h_map, monofact: float, seed: int,
                              n_resamples: int = N_RESAMPLES) -> dict:
     """C21's two statistics from per-query hallucination indicators (1.0 = a false concrete
     value) of LA and MAP and a monofact rate: ``hallucination_to_monofact`` = mean(h_la) /
-    monofact and ``abs_rate_difference`` = |mean(h_la) - mean(h_map)|, each as (value, low,
+    monofact and ``abs_rate_difference`` = ``|mean(h_la) - mean(h_map)|``, each as (value, low,
     high) with a paired bootstrap 95% interval."""
     h_la, h_map = (check_finite_array(h, name, 1) for h, name in ((h_la, "h_la"),
                                                                     (h_map, "h_map")))
