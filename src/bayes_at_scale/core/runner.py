@@ -98,7 +98,8 @@ def run_tasks(fn: Callable | Sequence[Callable], tasks: Iterable[tuple], seeds: 
     ``fn`` is one function for every task, or a sequence of functions, one per task (so that
     a chapter's unequal tasks - say, one heavy replicate and several light ones of another
     experiment - share one pool and no worker waits idle).  ``seeds`` gives each task the seed
-    its global generators start from (usually the seed the task's arguments carry).  ``workers`` (default ``ESSAY_WORKERS``) processes run the tasks;
+    its global generators start from (usually the seed the task's arguments carry).
+    ``workers`` (default ``ESSAY_WORKERS``) processes run the tasks;
     with ``cluster`` (default ``ESSAY_CLUSTER``) they go to that Dask scheduler instead.
     Torch's thread count and default dtype are the same after the call as before it.
     """
