@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 import torch
+from scipy import special
 from torch import nn
 from torch.nn.utils import parameters_to_vector
 
@@ -232,9 +233,7 @@ class AnswerPosterior:
 
     def map_probs(self, prompts: torch.Tensor) -> np.ndarray:
         """The mode's answer distribution ``(B, A)`` ("MAP" in round 2)."""
-        logits = self.map_logits(prompts)
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return p / p.sum(axis=1, keepdims=True)
+        return special.softmax(self.map_logits(prompts), axis=1)
 
     def logit_samples(self, prompts: torch.Tensor, n_samples: int | None = None,
                       seed: int = 0) -> torch.Tensor:

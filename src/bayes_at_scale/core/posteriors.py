@@ -108,11 +108,17 @@ FLAVOURS: dict[str, PosteriorConfig] = {
 DEFAULT_FLAVOUR = "last_layer_kron"
 
 
+def _named(table: dict, kind: str, name: str, overrides: dict):
+    """The entry ``name`` of a table of configurations, with ``overrides`` replaced: the one
+    lookup behind :func:`flavour`, :func:`reward_flavour` and :func:`answer_flavour`."""
+    if name not in table:
+        raise ValueError(f"unknown {kind} {name!r}: expected one of {tuple(table)}")
+    return replace(table[name], **overrides)
+
+
 def flavour(name: str, **overrides) -> PosteriorConfig:
     """The named posterior flavour, optionally with some options overridden."""
-    if name not in FLAVOURS:
-        raise ValueError(f"unknown posterior flavour {name!r}: expected one of {tuple(FLAVOURS)}")
-    return replace(FLAVOURS[name], **overrides)
+    return _named(FLAVOURS, "posterior flavour", name, overrides)
 
 
 def next_token_loader(prompts: torch.Tensor, targets: torch.Tensor, batch_size: int = 4096
@@ -304,10 +310,7 @@ HYPER_METHODS = ("marglik", "fixed")
 
 def reward_flavour(name: str, **overrides) -> RewardPosteriorConfig:
     """The named reward-model posterior flavour, optionally with some options overridden."""
-    if name not in REWARD_FLAVOURS:
-        raise ValueError(f"unknown reward posterior flavour {name!r}: expected one of "
-                         f"{tuple(REWARD_FLAVOURS)}")
-    return replace(REWARD_FLAVOURS[name], **overrides)
+    return _named(REWARD_FLAVOURS, "reward posterior flavour", name, overrides)
 
 
 @dataclass(frozen=True)
@@ -375,7 +378,4 @@ TRAINABLE = ("head", "embedding_and_head")
 
 def answer_flavour(name: str, **overrides) -> AnswerPosteriorConfig:
     """The named round-2 posterior flavour, optionally with some options overridden."""
-    if name not in ANSWER_FLAVOURS:
-        raise ValueError(f"unknown answer-posterior flavour {name!r}: expected one of "
-                         f"{tuple(ANSWER_FLAVOURS)}")
-    return replace(ANSWER_FLAVOURS[name], **overrides)
+    return _named(ANSWER_FLAVOURS, "answer-posterior flavour", name, overrides)

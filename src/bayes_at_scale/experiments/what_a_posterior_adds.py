@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from ..core import metrics
 from ..core.checks import check_counts, check_positive_int
@@ -463,10 +463,7 @@ def matching_temperature(logits, target_tv: float) -> float:
     uniform = np.full(logits.shape, 1 / logits.shape[1])
 
     def gap(log_t):
-        z = logits / np.exp(log_t)
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        return metrics.tv_distance(p, uniform).mean() - target_tv
+        return metrics.tv_distance(tempered(logits, np.exp(log_t)), uniform).mean() - target_tv
 
     low, high = -6.0, 8.0
     if not gap(high) < 0 < gap(low):
@@ -477,9 +474,7 @@ def matching_temperature(logits, target_tv: float) -> float:
 
 def tempered(logits, temperature: float) -> np.ndarray:
     """``softmax(logits / temperature)`` row by row."""
-    z = np.asarray(logits, dtype=float) / temperature
-    p = np.exp(z - z.max(axis=1, keepdims=True))
-    return p / p.sum(axis=1, keepdims=True)
+    return special.softmax(np.asarray(logits, dtype=float) / temperature, axis=1)
 
 
 def temperature_table(table: pd.DataFrame, oracle: pd.DataFrame | None = None
