@@ -4,7 +4,8 @@
 # Other targets: make test-fast (the unit tests only, under a minute),
 #                make references (re-bless the executed reference notebooks),
 #                make benchmark (time every chapter's execution),
-#                make costs (what a posterior costs, in training epochs), make clean.
+#                make costs (what a posterior costs, in training epochs),
+#                make bandits-full (record chapter 5's full bandit protocol), make clean.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -15,7 +16,7 @@ QUICK  := ESSAY_SCALE=quick ESSAY_SEED=0 ESSAY_THREADS=2 ESSAY_DTYPE=float32 PYT
 # In number order: the verdict chapter reads the references blessed before it.
 CHAPTERS := $(sort $(wildcard chapters/[0-9]*.md))
 
-.PHONY: install browser book test test-fast references benchmark costs clean
+.PHONY: install browser book test test-fast references benchmark costs bandits-full clean
 
 install: $(STAMP)
 
@@ -71,6 +72,12 @@ benchmark: install
 
 costs: install
 	$(QUICK) $(BIN)/python benchmarks/costs.py
+
+# Chapter 5's round-2 protocol at the full scale (10 seeds, every radius; slow on a laptop),
+# recorded with its checksum to data/bandits/, where chapter 5 reads it.
+bandits-full: install
+	ESSAY_SCALE=full ESSAY_SEED=0 ESSAY_THREADS=1 ESSAY_DTYPE=float32 PYTHONHASHSEED=0 \
+	  $(BIN)/python benchmarks/bandits.py --scale full --record
 
 clean:
 	rm -rf _build

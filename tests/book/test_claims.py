@@ -82,6 +82,13 @@ def test_claims_file_details(all_claims):
     assert [c.id for c in claims.claims_for_chapter(7, all_claims)][:2] == ["C13", "C14"]
     assert all_claims["C15"].refines == "C1" and all_claims["C20"].refines is None
     assert [c.scope for c in all_claims["C19"].conditions] == ["pooled"] * 3
+    # the bandit claims are decided over seeds (at least 10, horizon 2,000)
+    for cid in ("C25", "C26"):
+        assert all(c.scope == "pooled" for c in all_claims[cid].conditions)
+        assert all_claims[cid].condition("seeds").threshold == 10
+        assert all_claims[cid].condition("horizon").threshold == 2000
+    assert all_claims["C12"].caveat.startswith("premise not met") and all_claims["C1"].caveat \
+        is None
     assert claims.claims_for_chapter(99, all_claims) == []
 
 
@@ -114,6 +121,14 @@ def _entry(**overrides) -> dict:
 def test_condition_digits_default_to_three(tmp_path):
     c = claims.load_claims(_write(tmp_path, [_entry()]))["C1"]
     assert c.conditions == (Condition("x", "<=", 1.0, 3),)
+
+
+def test_a_caveat_is_read_and_checked(tmp_path):
+    c = claims.load_claims(_write(tmp_path, [_entry(caveat="premise   not met")]))["C1"]
+    assert c.caveat == "premise not met"
+    assert claims.load_claims(_write(tmp_path, [_entry()]))["C1"].caveat is None
+    with pytest.raises(ValueError, match=r"claim C1: caveat must be a non-empty string"):
+        claims.load_claims(_write(tmp_path, [_entry(caveat=" ")]))
 
 
 def test_round_and_discussed_as_are_read(tmp_path):

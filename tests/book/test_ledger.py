@@ -157,6 +157,7 @@ def test_ledger(all_claims):
     assert row.loc["C7", "source"] == "Kalai & Vempala 2024"
     assert row.loc["C5", "discussed_as"] == "INCONCLUSIVE" and row.loc["C5", "round"] == 1
     assert row.loc["C14", "chapter"] == 7 and row.loc["C3", "rule"] == all_claims["C3"].rule
+    assert row.loc["C12", "caveat"].startswith("premise not met") and row.loc["C1", "caveat"] == ""
     assert ledger.summary_line(table, "here") == (
         f"Verdicts read from here: 3 of {len(all_claims)} claims tested.")
 
@@ -196,6 +197,8 @@ def test_ledger_markdown(all_claims):
     assert _cells(rows[0]) == list(ledger.LEDGER_HEADER)
     assert rows[1] == "| --- | --- | --- | --- | --- | --- |"
     assert all(len(_cells(r)) == len(ledger.LEDGER_HEADER) for r in rows)
+    c12 = dict(zip(ledger.LEDGER_HEADER, _cells(rows[2 + list(all_claims).index("C12")])))
+    assert c12["Verdict"] == f"*{claims.NOT_TESTED}* *({all_claims['C12'].caveat})*"
     c7 = dict(zip(ledger.LEDGER_HEADER, _cells(rows[2 + list(all_claims).index("C7")])))
     assert c7["Claim"].startswith("**C7** A calibrated model")
     # the rule's absolute-value bars are escaped, not column separators

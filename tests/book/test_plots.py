@@ -205,6 +205,15 @@ def test_comparison_with_hue(long_frame):
     assert ax.get_legend().get_title().get_text() == "distance to"
 
 
+def test_comparison_wraps_long_category_names():
+    df = pd.DataFrame({"policy": ["TS-LA refit/50, noise by ML"] * 3 + ["greedy"] * 3,
+                       "share": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]})
+    ax = plots.comparison(df, "policy", "share").axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[1] == "greedy" and labels[0].replace("\n", " ") == "TS-LA refit/50, noise by ML"
+    assert max(len(line) for line in labels[0].splitlines()) <= plots.WRAP
+
+
 def test_comparison_without_hue(long_frame):
     ax = plots.comparison(long_frame, "estimator", "TV", xlabel="estimator of p").axes[0]
     bars = _bars(ax)
@@ -360,6 +369,13 @@ def test_curves_one_line_per_hue(curve_frame):
     assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("powers", "t", "y")
     assert ax.get_xscale() == "linear"
     assert not any(line.get_label() == "chance" for line in ax.lines)
+
+
+def test_curves_log_axes(curve_frame):
+    positive = curve_frame[curve_frame["x"] > 0]
+    ax = plots.curves(positive, "x", "y", hue="curve", logx=True, logy=True).axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    assert plots.curves(positive, "x", "y", logx=True).axes[0].get_yscale() == "linear"
 
 
 def test_curves_diagonal(curve_frame):

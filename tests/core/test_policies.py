@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from bayes_at_scale.core import policies
+from bayes_at_scale.core.bayesian_linear import NormalInverseGamma
 from bayes_at_scale.core.policies import (EpsilonGreedy, LaplaceThompson, LinearThompson,
-                                          NeuralConfig, NeuralGreedy)
+                                          NeuralConfig, NeuralGreedy, NeuralLinearThompson)
 from bayes_at_scale.worlds.bandits import ClassificationBandit, RLHFBandit, WheelBandit
 
 pytestmark = [
@@ -134,6 +135,80 @@ def test_linear_thompson_is_surer_of_the_arm_it_pulled_more():
     assert std[0] < std[1] and std[0] < std[2]
 
 
+def test_neural_linear_updates_every_round_and_retrains_on_greedys_schedule():
+    """After the round-robin start, one round per window; the network is retrained (and the
+    regression refitted on new features) every retrain_every rounds, exactly when greedy's is,
+    and in between each round's reward enters the regression in closed form."""
+    env = ClassificationBandit("wine")
+    ts = NeuralLinearThompson(TINY)
+    warmup = TINY.initial_pulls * env.n_arms
+    ts.reset(env, 2)
+    assert greedy_windows(env) == [warmup, 20, 20, 20, 12]
+    assert ts.window(0, 75) == warmup and ts.window(warmup, 75) == 1
+    play(ts, env, 75, seed=2)
+    # refits after the warm-up and every 20 rounds after it; diagnostics once per refit
+    assert sorted(set(ts.diagnostics()["step"])) == [warmup, warmup + 20, warmup + 40,
+                                                     warmup + 60]
+    assert {"sigma_noise"} <= set(ts.diagnostics().columns)
+    # 75 - (3 + 60) = 12 rounds since the last refit were absorbed one by one: the posterior
+    # equals a fresh fit of the current network's features on the whole history
+    fresh = NormalInverseGamma(env.n_arms, ts.posterior.dim).fit(
+        ts.design(ts.inputs), ts.observed, ts.arms)
+    # (float32 features of one row and of a batch differ in the last bits)
+    np.testing.assert_allclose(ts.posterior.mu, fresh.mu, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ts.posterior.b, fresh.b, rtol=1e-5)
+    np.testing.assert_array_equal(ts.posterior.n, np.bincount(ts.arms, minlength=env.n_arms))
+
+
+def greedy_windows(env, horizon: int = 75) -> list[int]:
+    """The windows greedy acts in (it retrains after each): the schedule TS-LA refits on."""
+    greedy = NeuralGreedy(TINY)
+    greedy.reset(env, 0)
+    sizes, step = [], 0
+    while step < horizon:
+        sizes.append(greedy.window(step, horizon))
+        step += sizes[-1]
+    return sizes
+
+
+def test_neural_linear_design_reads_the_network_body():
+    env = RLHFBandit(n_candidates=4)
+    ts = NeuralLinearThompson(TINY)
+    ts.reset(env, 0)
+    rounds = env.sample(5, seed=0)
+    x = ts.design(rounds.inputs)
+    assert x.shape == (5, 4, TINY.hidden[-1] + 1)
+    np.testing.assert_array_equal(x[..., -1], 1.0)
+    with torch.no_grad():
+        features = ts.net.features(torch.as_tensor(rounds.inputs.reshape(20, -1))).numpy()
+    np.testing.assert_allclose(x.reshape(20, -1), features, rtol=1e-6)
+
+
+def test_neural_linear_thompson_explores_arms_it_is_unsure_of():
+    """Sampled choices spread over arms while the posterior is wide, and its draws follow the
+    posterior: the arm with the higher posterior mean wins most draws, not all."""
+    env = ClassificationBandit("iris")
+    ts = NeuralLinearThompson(NeuralConfig(hidden=(16,), initial_pulls=1, retrain_every=20,
+                                           train_steps=10, batch_size=64))
+    play(ts, env, 30, seed=0)
+    rounds = env.sample(2000, seed=5)
+    chosen = ts.act(rounds, 30)
+    shares = np.bincount(chosen, minlength=3) / len(chosen)
+    assert shares.max() < 0.99 and (shares > 0.01).sum() >= 2
+
+
+def test_linear_thompson_updates_one_round_at_a_time_in_closed_form():
+    env = ClassificationBandit("iris")
+    lin = LinearThompson(initial_pulls=1, update_every=1, record_every=10)
+    play(lin, env, 43, seed=0)
+    assert lin.window(43, 100) == 1
+    fresh = NormalInverseGamma(3, lin.posterior.dim).fit(lin._design(lin.inputs), lin.observed,
+                                                          lin.arms)
+    np.testing.assert_allclose(lin.posterior.mu, fresh.mu, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(lin.posterior.b, fresh.b, rtol=1e-9)
+    assert sorted(set(lin.diagnostics()["step"])) == [10, 20, 30, 40]   # every 10th round
+
+
 @pytest.mark.parametrize("make, error, pattern", [
     (lambda: NeuralConfig(hidden=()), ValueError, r"hidden must be a non-empty tuple"),
     (lambda: NeuralConfig(retrain_every=0), ValueError, r"retrain_every must be an integer >= 1"),
@@ -146,6 +221,9 @@ def test_linear_thompson_is_surer_of_the_arm_it_pulled_more():
     (lambda: LinearThompson(lambda_prior=0), ValueError, r"lambda_prior must be"),
     (lambda: LinearThompson(initial_pulls=-1), ValueError, r"initial_pulls must be an integer "
                                                            r">= 0"),
+    (lambda: NeuralLinearThompson(b0=0), ValueError, r"b0 must be"),
+    (lambda: NeuralLinearThompson(name=""), ValueError, r"a policy's name must be a non-empty"),
+    (lambda: LaplaceThompson(name=3), ValueError, r"a policy's name must be a non-empty"),
 ])
 def test_invalid_settings(make, error, pattern):
     with pytest.raises(error, match=pattern):

@@ -9,11 +9,14 @@ transformer of width 16), so the file runs in seconds.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from bayes_at_scale.book import claims
+from bayes_at_scale.core import metrics
 from bayes_at_scale.core.posteriors import PreferencePosteriorConfig
 from bayes_at_scale.core.settings import Settings
 from bayes_at_scale.core.training import Recipe, RewardModelConfig
@@ -21,7 +24,7 @@ from bayes_at_scale.experiments import alignment
 from bayes_at_scale.experiments.alignment import OveroptimisationRecipe, ReinforceConfig
 from bayes_at_scale.worlds import facts
 from bayes_at_scale.worlds.preferences import (BENCHMARK, GRADERS, AnswerEvaluation,
-                                              evaluate_answers, kl_best_of_n)
+                                              answer_logits, evaluate_answers, kl_best_of_n)
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning"),
@@ -237,3 +240,163 @@ def test_bad_c12_inputs(fact_model):
         alignment.pretrained_fact_model(Settings(), seed=0)
     with pytest.raises(TypeError, match=r"recipe must be an OveroptimisationRecipe"):
         alignment.run_c11(TINY_FACTS, seed=0)
+
+
+# --- round 2: C27 ---------------------------------------------------------------------------
+
+TINY_C27 = alignment.TurnoverRecipe(
+    n_pairs=600, n_heldout=300, n_prompts=40, n_candidates=128, max_n=64, dim=4, gold_hidden=16,
+    ood_share=0.1, n_members=3, ks=(0.0, 1.0, 4.0),
+    reward_model=RewardModelConfig(hidden=(16,), steps=80),
+    posterior=PreferencePosteriorConfig(prior_steps=20))
+
+
+@pytest.fixture(scope="module")
+def c27_rep():
+    return alignment.run_c27(TINY_C27, seed=0)
+
+
+def test_c27_replicate_methods_and_k_curve(c27_rep):
+    assert c27_rep.ns == (1, 2, 4, 8, 16, 32, 64)
+    assert set(c27_rep.gold) == set(alignment.C27_METHODS)
+    assert all(v.shape == (40, 7) for v in c27_rep.gold.values())
+    # the exploratory k curve comes from the same posterior: k = 0 is MAP, k = 1 the rule's
+    np.testing.assert_allclose(c27_rep.k_gold[0.0], c27_rep.gold["MAP"])
+    np.testing.assert_allclose(c27_rep.k_gold[1.0], c27_rep.gold["pessimistic"])
+    for m in alignment.C27_METHODS:
+        np.testing.assert_allclose(c27_rep.gold[m][:, 0], c27_rep.gold["MAP"][:, 0])
+    table = alignment.turnover_table(c27_rep)
+    assert len(table) == 3 * 7 and table["method"].nunique() == 3
+    assert len(alignment.k_sensitivity_table(c27_rep)) == 3 * 7
+
+
+def test_the_over_optimising_world_turns_over(c27_rep):
+    """Best-of-n by the MAP proxy first gains gold reward, then loses it as it reaches for the
+    unusual responses that the proxy over-rates."""
+    curve = c27_rep.gold["MAP"].mean(axis=0)
+    assert curve.max() > curve[0] + 0.5
+    assert curve.max() - curve[-1] >= 0.1 * (curve.max() - curve[0])
+    assert c27_rep.ood["MAP"][:, -1].mean() > c27_rep.ood["MAP"][:, 0].mean()
+    stats = alignment.c27_statistics(c27_rep, n_resamples=200)
+    assert stats["premise_met"] == 1.0 and stats["largest_n"] == 64
+    value, low, high = stats["gold_difference"]
+    diff = c27_rep.gold["pessimistic"][:, -1] - c27_rep.gold["MAP"][:, -1]
+    assert value == pytest.approx(diff.mean()) and low <= value <= high
+
+
+def test_c27_premise_and_pooled_statistics(c27_rep):
+    flat = dataclasses.replace(c27_rep, gold={**c27_rep.gold, "MAP": np.cumsum(
+        np.ones_like(c27_rep.gold["MAP"]), axis=1)})
+    assert alignment.c27_statistics(flat, n_resamples=200)["premise_met"] == 0.0
+    per_seed = [{"gold_difference": (v, v - 1, v + 1)} for v in (0.1, 0.2, 0.3)]
+    pooled = alignment.c27_pooled(per_seed, n_resamples=500)
+    value, low, high = pooled["mean_gold_difference"]
+    assert value == pytest.approx(0.2) and 0.1 <= low <= value <= high <= 0.3
+    with pytest.raises(ValueError, match="two seeds"):
+        alignment.c27_pooled(per_seed[:1])
+
+
+def test_ensemble_scores_penalise_disagreement():
+    class Constant(torch.nn.Module):
+        def __init__(self, values):
+            super().__init__()
+            self.values = torch.as_tensor(values)
+
+        def forward(self, x):
+            return self.values[:, None]
+
+    x = torch.zeros(3, 2)
+    agree = [Constant([0.0, 1.0, 2.0])] * 2
+    np.testing.assert_allclose(alignment.ensemble_scores(agree, x), [-1.0, 0.0, 1.0])
+    split = [Constant([0.0, 1.0, 2.0]), Constant([0.0, 1.0, -4.0])]
+    scores = alignment.ensemble_scores(split, x, k=1.0)
+    assert scores[2] < scores[1]   # the third response is disputed
+    with pytest.raises(ValueError, match="at least 2 models"):
+        alignment.ensemble_scores(agree[:1], x)
+
+
+# --- round 2: C28 ---------------------------------------------------------------------------
+
+# one budget: in a world this small the grade is exhausted before much larger KLs are reached
+TINY_BUDGETS = alignment.BudgetConfig(budgets=(0.05,), steps=150, lr=3e-3, n_queries=400)
+
+
+def test_temperature_scaling_lowers_held_out_ece():
+    rng = np.random.default_rng(0)
+    logits = 3.0 * rng.standard_normal((4000, 5))
+    truth = np.array([rng.choice(5, p=p) for p in torch.softmax(
+        torch.as_tensor(logits) / 2.5, dim=-1).numpy()])           # the truth is 2.5x flatter
+    fit, held = slice(0, 2000), slice(2000, None)
+    for criterion in ("ece", "nll"):
+        t = alignment.fit_temperature(logits[fit], truth[fit], criterion=criterion)
+        assert 1.8 < t < 3.5
+        before = metrics.ece(torch.softmax(torch.as_tensor(logits[held]), -1).numpy(),
+                             truth[held])
+        after = metrics.ece(torch.softmax(torch.as_tensor(logits[held]) / t, -1).numpy(),
+                            truth[held])
+        assert after < 0.5 * before
+
+
+def test_tempered_model_and_answer_kl(fact_model):
+    world, model = fact_model
+    scaled = alignment.tempered_model(model, 2.0)
+    entities = np.arange(world.n_entities)
+    with torch.no_grad():
+        raw = answer_logits(model, world, entities)
+        half = answer_logits(scaled, world, entities)
+    torch.testing.assert_close(half, raw / 2.0)
+    ref = torch.log_softmax(raw, dim=-1)
+    assert alignment.answer_kl(raw, ref).abs().max() < 1e-6
+    kl = alignment.answer_kl(half, ref).numpy()
+    expected = metrics.kl_divergence(torch.softmax(half, -1).double().numpy(),
+                                     torch.softmax(raw, -1).double().numpy())
+    np.testing.assert_allclose(kl, expected, rtol=1e-3, atol=1e-6)
+
+
+def test_role_queries_are_about_disjoint_entities(fact_model):
+    world, _ = fact_model
+    roles = alignment.role_queries(world, 500, seed=3)
+    assert tuple(roles) == alignment.QUERY_ROLES and all(len(q) == 500 for q in roles.values())
+    sets = [set(q.tolist()) for q in roles.values()]
+    assert not (sets[0] & sets[1]) and not (sets[0] & sets[2]) and not (sets[1] & sets[2])
+    again = alignment.role_queries(world, 500, seed=3)
+    assert all(np.array_equal(roles[r], again[r]) for r in roles)
+
+
+@pytest.mark.slow
+def test_fine_tuning_meets_each_kl_budget(fact_model):
+    world, model = fact_model
+    rep = alignment.run_c28(world, model, TINY_BUDGETS, seed=0)
+    for budget, kl in rep.kl.items():
+        assert abs(kl - budget) <= TINY_BUDGETS.tolerance * budget, (budget, kl)
+    assert rep.temperature > 0 and rep.before.ece <= rep.raw.ece + 1e-9
+    history = rep.history
+    assert (history.groupby("budget")["reward"].last().to_numpy()
+            >= history["reward"].iloc[0] - 1e-6).all()
+    stats = alignment.c28_statistics(rep, budget=0.05)
+    assert stats["budget_met"] == 1.0
+    assert stats["premise_met"] == float(rep.before.ece <= alignment.C28_ECE)
+    assert stats["ece_ratio"] == pytest.approx(rep.after[0.05].ece / rep.before.ece)
+    # a budget missed is an unmet premise, never a verdict
+    short = dataclasses.replace(rep, kl={0.05: 0.03})
+    assert alignment.c28_statistics(short, budget=0.05)["premise_met"] == 0.0
+    with pytest.raises(KeyError, match="budget"):
+        alignment.c28_statistics(rep, budget=1.0)
+    table = alignment.budget_table(rep)
+    assert list(table["kl"]) == [0.0, *rep.kl.values()]
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: alignment.BudgetConfig(budgets=(0.2, 0.05)), "increase"),
+    (lambda: alignment.BudgetConfig(budgets=()), "budgets"),
+    (lambda: alignment.BudgetConfig(tolerance=0.0), "tolerance"),
+    (lambda: alignment.TurnoverRecipe(n_members=1), "n_members"),
+    (lambda: alignment.TurnoverRecipe(ks=(-1.0,)), "k"),
+    (lambda: alignment.fit_temperature(np.zeros((4, 3)), np.array([0, 1, 2, 3])), "labels"),
+    (lambda: alignment.fit_temperature(np.zeros((4, 3)), np.array([0, 1, 2, 0]),
+                                       criterion="brier"), "criterion"),
+    (lambda: alignment.tempered_model(torch.nn.Linear(2, 2), 2.0), "model"),
+])
+def test_bad_round_2_inputs(call, pattern):
+    with pytest.raises((ValueError, TypeError), match=pattern):
+        call()

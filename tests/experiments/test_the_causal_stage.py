@@ -8,7 +8,10 @@ the file runs in seconds.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -216,3 +219,179 @@ def test_invalid_tables():
         the_causal_stage.posterior_std_table(runs)
     with pytest.raises(ValueError, match=r"no run of policy 'TS-LA'"):
         the_causal_stage.final_regrets(runs, "TS-LA")
+
+
+# --- round 2: Riquelme et al.'s protocol (C25, C26) -----------------------------------------
+
+
+def _run(environment: str, policy: str, seed: int, regret: float, rare=None) -> \
+        the_causal_stage.BanditRun:
+    """A made-up run whose final regret is ``regret`` (spread over 4 rounds)."""
+    actions = np.zeros(4, dtype=np.int64)
+    return the_causal_stage.BanditRun(environment, policy, seed, actions, actions.copy(),
+                                      np.zeros(4), np.zeros(4), np.full(4, regret / 4), 5, 0.0,
+                                      rare=rare)
+
+
+def test_protocol_recipe_follows_the_registered_protocol():
+    quick, full = (the_causal_stage.protocol_recipe(s) for s in ("quick", "full"))
+    for r in (quick, full):
+        assert r.horizon == 2000 and r.n_seeds >= 10
+        assert r.network.retrain_every == 50
+        assert r.deltas == (0.5, 0.7, 0.9, 0.95, 0.99)
+    assert full.network == NeuralConfig() and full.ablation_environments == \
+        the_causal_stage.ENVIRONMENTS
+    sigma = quick.noise_at_prior_mean
+    assert sigma ** 2 == pytest.approx(quick.b0 / (quick.a0 - 1))
+    fixed = the_causal_stage.ablation_policies(quick)
+    assert len(fixed) == 2 and all(isinstance(p, LaplaceThompson) for p in fixed.values())
+    assert set(the_causal_stage.protocol_policies(quick)) == {"uniform", "greedy", "TS-LA",
+                                                               "LinTS"}
+
+
+@pytest.mark.parametrize("change, pattern", [
+    (dict(sweep_seeds=11), r"sweep_seeds and ablation_seeds must lie in 1..n_seeds"),
+    (dict(ablation_environments=("moon",)), r"unknown ablation environment"),
+    (dict(deltas=(0.5, 0.9)), r"must include the claim's delta 0.95"),
+    (dict(deltas=(0.95, 1.5)), r"delta must be"),
+    (dict(n_seeds=1), r"n_seeds must be an integer >= 2"),
+])
+def test_protocol_recipe_rejects(change, pattern):
+    from dataclasses import replace
+    with pytest.raises(ValueError, match=pattern):
+        replace(the_causal_stage.protocol_recipe("quick"), **change)
+
+
+def test_c25_and_c26_statistics_by_hand():
+    recipe = the_causal_stage.protocol_recipe("quick")
+    envs = the_causal_stage.protocol_environments(recipe)
+    ts = {"wheel": [10, 20, 30], "classification": [50, 60, 70], "rlhf": [10, 10, 12]}
+    greedy = {"wheel": [40, 50, 60], "classification": [50, 55, 80], "rlhf": [9, 12, 12]}
+    runs = [_run(envs[k].name, policy, s, regrets[k][s]) for k in envs
+            for policy, regrets in (("TS-LA", ts), ("greedy", greedy)) for s in range(3)]
+    c25 = the_causal_stage.c25_statistics(runs, recipe, seed=0)
+    assert set(c25) == {c.statistic for c in claims.load_claims()["C25"].conditions}
+    assert c25["regret_ratio_wheel"][0] == pytest.approx(20 / 50)
+    low, high = metrics.bootstrap_ci(np.mean, np.array(ts["wheel"]) - greedy["wheel"], seed=0)
+    assert c25["ci_high_difference_wheel"] == pytest.approx(high)
+    assert c25["regret_ratio_classification"][0] == pytest.approx(60 / 185 * 3)
+    assert c25["seeds"] == 3 and c25["horizon"] == 2000
+    c26 = the_causal_stage.c26_statistics(runs, recipe, seed=0)
+    assert set(c26) == {c.statistic for c in claims.load_claims()["C26"].conditions}
+    assert c26["regret_ratio_greedy_to_ts"][0] == pytest.approx(33 / 32)
+    diff = np.array(greedy["rlhf"]) - 1.1 * np.array(ts["rlhf"])
+    assert c26["ci_high_greedy_minus_1p1_ts"] == pytest.approx(
+        metrics.bootstrap_ci(np.mean, diff, seed=0)[1])
+    ratio = c25["regret_ratio_wheel"]
+    assert ratio[1] <= ratio[0] <= ratio[2]
+    table = the_causal_stage.protocol_table(runs, recipe, seed=0)
+    assert list(table["ratio"]) == pytest.approx([0.4, 60 / 185 * 3, 32 / 33])
+
+
+def test_paired_regrets_use_the_shared_seeds_only():
+    runs = [_run("e", "a", s, s) for s in (0, 1, 2)] + [_run("e", "b", s, 1) for s in (1, 2)]
+    a, b = the_causal_stage.paired_regrets(runs, "e", "a", "b")
+    np.testing.assert_allclose(a, [1, 2]) and np.testing.assert_allclose(b, [1, 1])
+    with pytest.raises(ValueError, match=r"no run of policy 'c' on 'e'"):
+        the_causal_stage.paired_regrets(runs, "e", "c", "b")
+    with pytest.raises(ValueError, match=r"share 1 seed\(s\)"):
+        the_causal_stage.paired_regrets(runs[:2] + runs[3:4], "e", "a", "b")
+    with pytest.raises(ValueError, match=r"baseline|'b''s mean regret is 0"):
+        the_causal_stage.regret_ratio([_run("e", "a", s, 1) for s in (0, 1)]
+                                      + [_run("e", "b", s, 0) for s in (0, 1)], "e", "a", "b", 0)
+
+
+def test_wheel_sweep_is_relative_to_uniform_play():
+    runs = [_run("wheel delta=0.5", p, s, r) for s in (0, 1)
+            for p, r in (("uniform", 100 + s), ("greedy", 50 + s), ("TS-LA", 20))]
+    runs.append(_run("wheel delta=0.5", "greedy", 2, 999))   # a seed uniform lacks: left out
+    table = the_causal_stage.wheel_sweep_table(runs).set_index("policy")
+    assert table.loc["uniform", "relative_to_uniform"] == 100
+    assert table.loc["greedy", "relative_to_uniform"] == pytest.approx(100 * 50.5 / 100.5)
+    assert table.loc["TS-LA", "seeds"] == 2 and table.loc["TS-LA", "delta"] == 0.5
+    with pytest.raises(ValueError, match=r"no uniform run to normalise by"):
+        the_causal_stage.wheel_sweep_table([_run("wheel delta=0.5", "greedy", 0, 1)])
+
+
+def test_rare_rounds_and_noise_traces(envs):
+    wheel = envs["wheel"]
+    rounds = wheel.sample(500, seed=0)
+    rare = wheel.rare_rounds(rounds)
+    np.testing.assert_array_equal(rare, rounds.optimal_arm != 0)   # the rim pays arms 1-4
+    assert envs["classification"].rare_rounds(rounds) is None
+    oracle = the_causal_stage.run(wheel, policies.Oracle(), 300, seed=0)
+    share = the_causal_stage.rare_optimal_share_table([oracle])
+    assert share["optimal_share"].item() == 1.0 and share["rare_rounds"].item() == \
+        oracle.rare.sum() > 0
+    ts = the_causal_stage.run(wheel, policies.NeuralLinearThompson(TINY), 60, seed=0)
+    trace = the_causal_stage.noise_trace_table([ts, oracle])
+    assert set(trace["policy"]) == {"TS-LA"} and (trace["sigma_noise"] > 0).all()
+    with pytest.raises(ValueError, match=r"no run records a noise level"):
+        the_causal_stage.noise_trace_table([oracle])
+    with pytest.raises(ValueError, match=r"no run has rare rounds"):
+        the_causal_stage.rare_optimal_share_table(
+            [the_causal_stage.run(envs["rlhf"], policies.Uniform(), 20, seed=0)])
+
+
+def test_run_protocol_plays_every_block():
+    from dataclasses import replace
+    recipe = replace(the_causal_stage.protocol_recipe("quick"), horizon=40, n_seeds=2,
+                     sweep_seeds=1, ablation_seeds=1, network=TINY,
+                     ablation_environments=("wheel",))
+    runs = the_causal_stage.run_protocol(recipe, [0, 1], workers=1)
+    # 3 environments x 2 seeds x 4 policies, 1 x 1 x 2 ablations, 4 deltas x 1 x 3 policies
+    assert len(runs) == 24 + 2 + 12
+    assert {r.environment for r in runs if r.policy.startswith("TS-LA refit")} == \
+        {"wheel delta=0.95"}
+    with pytest.raises(ValueError, match=r"needs 2 seeds, got 1"):
+        the_causal_stage.run_protocol(recipe, [0])
+    # the summary the full recipe is recorded as: JSON-ready, and the same sweep as the runs
+    summary = the_causal_stage.protocol_summary(runs, recipe, seed=0)
+    assert json.loads(json.dumps(summary)) == summary and len(summary["runs"]) == len(runs)
+    assert summary["C25"]["regret_ratio_wheel"] == pytest.approx(
+        list(the_causal_stage.c25_statistics(runs, recipe, seed=0)["regret_ratio_wheel"]))
+    table = the_causal_stage.summary_runs(summary)
+    pd.testing.assert_frame_equal(the_causal_stage.wheel_sweep_table(table),
+                                  the_causal_stage.wheel_sweep_table(runs))
+    rim = [r["rim_optimal_share"] for r in summary["runs"] if r["policy"] == "uniform"
+           and r["environment"].startswith("wheel")]
+    assert all(0 <= share <= 1 for share in rim)
+    with pytest.raises(ValueError, match=r"must have 'runs'"):
+        the_causal_stage.summary_runs({"C25": {}})
+
+
+def test_the_full_record_is_read_with_its_checksum(tmp_path):
+    from bayes_at_scale.core import measurements
+    path = tmp_path / the_causal_stage.FULL_RECORD
+    with pytest.raises(FileNotFoundError, match=r"run `make bandits-full`"):
+        the_causal_stage.read_full_record(tmp_path)
+    measurements.write_measurement(path, json.dumps({"runs": []}))
+    assert the_causal_stage.read_full_record(tmp_path) == {"runs": []}
+    path.write_text(json.dumps({"runs": [1]}))
+    with pytest.raises(ValueError, match=r"does not match its checksum"):
+        the_causal_stage.read_full_record(tmp_path)
+
+
+def test_constant_arm_regret_is_the_regret_of_never_leaving_an_arm(envs):
+    wheel = envs["wheel"]
+    rounds = wheel.sample(400, seed=3)
+    expected = np.sum(rounds.optimal_mean - rounds.means[:, 0])
+    assert the_causal_stage.constant_arm_regret(wheel, 0, 400, [3]) == pytest.approx(expected)
+    # on the wheel the safe arm loses only on the rim: mu_large - mu_centre there
+    assert expected == pytest.approx((50 - 1.2) * wheel.rare_rounds(rounds).sum())
+    with pytest.raises(ValueError, match=r"arm 5 is not one of the 5 arms"):
+        the_causal_stage.constant_arm_regret(wheel, 5, 10, [0])
+    with pytest.raises(ValueError, match=r"name at least one seed"):
+        the_causal_stage.constant_arm_regret(wheel, 0, 10, [])
+
+
+def test_statistics_side_by_side():
+    table = the_causal_stage.statistics_side_by_side(
+        {"quick": {"ratio": (0.5, 0.4, 0.6), "seeds": 10, "gap": -1848.71},
+         "full": {"ratio": [0.25, 0.2, 0.3], "gap": 0.25}})
+    assert table.loc["ratio", "quick"] == "0.500 [0.400, 0.600]"
+    assert table.loc["ratio", "full"] == "0.250 [0.200, 0.300]"
+    assert (table.loc["seeds", "quick"], table.loc["seeds", "full"]) == ("10", "-")
+    assert (table.loc["gap", "quick"], table.loc["gap", "full"]) == ("-1,849", "0.250")
+    with pytest.raises(ValueError, match=r"at least one run"):
+        the_causal_stage.statistics_side_by_side({})

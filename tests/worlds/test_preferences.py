@@ -231,3 +231,54 @@ def test_bad_answer_queries(fact_model):
 def test_bad_inputs_raise_value_errors_naming_the_argument(call, pattern):
     with pytest.raises(ValueError, match=pattern):
         call()
+
+
+# --- round 2: the gold reward that turns over, and the reward of every answer ---------------
+
+
+def test_turning_gold_is_round_1s_inside_the_data_and_turns_over_beyond():
+    plain, turning = preferences.GoldReward(), preferences.TurningGold()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20_000, 8))
+    inside = np.linalg.norm(x, axis=1) <= turning.radius
+    # the radius is the 0.99 quantile of an in-distribution response's norm
+    assert abs(inside.mean() - 0.99) < 0.005
+    np.testing.assert_allclose(turning(x[inside]), plain(x[inside]))
+    assert (turning(x[~inside]) < plain(x[~inside])).all()
+    # along any ray the gold reward rises or falls inside, and falls without bound outside:
+    # its maximum over distance is in the interior, far above its value four radii out
+    for u in rng.standard_normal((5, 8)):
+        u /= np.linalg.norm(u)
+        t = np.linspace(0, 4 * turning.radius, 400)
+        g = turning(t[:, None] * u)
+        assert t[g.argmax()] < 2 * turning.radius
+        assert g.max() - g[-1] > 10
+    assert turning.penalty(np.zeros((1, 8)))[0] == 0
+
+
+def test_answer_rewards_grade_every_answer(fact_model):
+    world, _ = fact_model
+    entities = np.arange(world.n_entities)
+    labels = preferences.truth_index(world, entities)
+    unknown = len(world.answer_tokens) - 1
+    binary = preferences.answer_rewards(world, entities)
+    assert binary.shape == (world.n_entities, unknown + 1)
+    np.testing.assert_array_equal(binary.argmax(axis=1), labels)
+    np.testing.assert_array_equal(binary.sum(axis=1), 1.0)
+    bench = preferences.answer_rewards(world, entities, None, credit_unknown=False)
+    assert (bench[:, unknown] == 0).all()
+    truly_unknown = labels == unknown
+    assert truly_unknown.any() and (bench[truly_unknown] == 0).all()
+    kalai = preferences.answer_rewards(world, entities, 0.75)
+    assert set(np.unique(kalai)) == {-3.0, 0.0, 1.0}
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: preferences.TurningGold(radius=-1.0), "radius"),
+    (lambda: preferences.TurningGold(quantile=1.5), "quantile"),
+    (lambda: preferences.TurningGold(curvature=-0.1), "curvature"),
+    (lambda: preferences.TurningGold().penalty(np.zeros((2, 3))), "responses"),
+])
+def test_bad_turning_gold_inputs(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()

@@ -82,6 +82,8 @@ class Claim:
     round: int = 1
     discussed_as: str | None = None  # the verdict the closing chapter's prose was written against
     refines: str | None = None       # the round-1 claim a round-2 claim refines
+    caveat: str | None = None        # found after the run (say, an unmet premise); the ledger
+                                     # prints it beside the verdict, which stays as first run
 
     def holds(self, condition: Condition, value: float) -> bool:
         """Does ``value`` meet ``condition``? Round 1 compares the value as printed (rounded);
@@ -124,6 +126,10 @@ def _parse_claim(entry: dict) -> Claim:
     refines = entry.get("refines")
     if refines is not None and not re.fullmatch(r"C\d+", str(refines)):
         raise ValueError(f"claim {entry['id']}: refines must name a claim C<n>, got {refines!r}")
+    caveat = entry.get("caveat")
+    if caveat is not None and (not isinstance(caveat, str) or not caveat.strip()):
+        raise ValueError(f"claim {entry['id']}: caveat must be a non-empty string, got "
+                         f"{caveat!r}")
     conditions = []
     for c in entry["conditions"]:
         if c.get("op") not in OPS:
@@ -142,7 +148,7 @@ def _parse_claim(entry: dict) -> Claim:
                  cite=entry.get("cite"), claim=entry["claim"].strip(),
                  statement=" ".join(entry["statement"].split()), rule=entry["rule"],
                  conditions=tuple(conditions), round=entry["round"], discussed_as=discussed,
-                 refines=refines)
+                 refines=refines, caveat=" ".join(caveat.split()) if caveat else None)
 
 
 def load_claims(path: Path | str | None = None) -> dict[str, Claim]:

@@ -29,7 +29,7 @@ BUILT = Path("_build", "records")
 #: How the ledger names the origin of its verdicts.
 ORIGINS = {BLESSED: "the committed reference notebooks", BUILT: "this build's executed chapters"}
 COLUMNS = ("id", "claim", "source", "cite", "chapter", "round", "refines", "rule", "verdict",
-           "discussed_as", "measured", "printed", "document", "anchor")
+           "caveat", "discussed_as", "measured", "printed", "document", "anchor")
 LEDGER_HEADER = ("Claim", "Verdict", "Source", "Rule", "Measured", "Evidence")
 
 
@@ -117,7 +117,7 @@ def ledger(records: dict[str, Record], claims: dict[str, Claim] | None = None) -
         rows.append({"id": c.id, "claim": c.claim, "source": c.source, "cite": c.cite or "",
                      "chapter": c.chapter, "round": c.round, "refines": c.refines or "",
                      "rule": c.rule,
-                     "verdict": r.verdict if r else NOT_TESTED,
+                     "verdict": r.verdict if r else NOT_TESTED, "caveat": c.caveat or "",
                      "discussed_as": c.discussed_as or "", "measured": r.measured if r else "",
                      "printed": dict(r.printed) if r else {},
                      "document": (r.document or "") if r else "",
@@ -150,7 +150,8 @@ def ledger_markdown(table: pd.DataFrame) -> str:
             f"**{row.id}** {prose.escape_markdown(row.claim)}" + (
                 f" *(round {row.round}; refines {row.refines})*" if row.refines else
                 f" *(round {row.round})*" if row.round > 1 else ""),
-            row.verdict if row.verdict in VERDICTS else f"*{row.verdict}*",
+            (row.verdict if row.verdict in VERDICTS else f"*{row.verdict}*") + (
+                f" *({prose.escape_markdown(row.caveat)})*" if row.caveat else ""),
             prose.source_markdown(row.source, row.cite or None),
             prose.escape_markdown(row.rule),
             measured_markdown(row.printed),

@@ -7,6 +7,8 @@ unless a chapter displays or glues it.  Chapters ``glue`` the figures into their
 
 from __future__ import annotations
 
+import textwrap
+
 from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
@@ -14,6 +16,10 @@ import seaborn as sns
 from matplotlib.colors import LogNorm
 
 PALETTE = "viridis"
+
+
+#: Characters per line of a wrapped category label.
+WRAP = 14
 
 
 def set_theme() -> None:
@@ -94,7 +100,8 @@ def comparison(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, titl
                reference: float | None = None, reference_label: str = "",
                order: list | None = None) -> Figure:
     """Bars of the mean of ``y`` per ``x`` (in ``order``, if given; and ``hue``) with seeded
-    bootstrap 95% intervals, and an optional horizontal reference line."""
+    bootstrap 95% intervals, and an optional horizontal reference line.  Long category names
+    are wrapped onto several lines."""
     _require(df, x, y, *(c for c in [hue] if c))
     fig = Figure()
     ax = fig.subplots()
@@ -102,6 +109,8 @@ def comparison(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, titl
                 capsize=0.1, err_kws={"linewidth": 1}, order=order)
     if reference is not None:
         ax.axhline(reference, color="black", ls="--", lw=1, label=reference_label or None)
+    ax.set_xticks(ax.get_xticks(), [textwrap.fill(t.get_text(), WRAP)
+                                    for t in ax.get_xticklabels()])
     ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
     if hue or (reference is not None and reference_label):
         ax.legend(title=hue, fontsize="small")
@@ -111,8 +120,10 @@ def comparison(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, titl
 
 def curves(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, col: str | None = None,
            title: str = "", xlabel: str = "", ylabel: str = "", diagonal: bool = False,
-           seed: int = 0, logx: bool = False, aggregate: bool = True) -> Figure:
-    """Lines of ``y`` against ``x`` per ``hue``, one panel per value of ``col``.
+           seed: int = 0, logx: bool = False, logy: bool = False,
+           aggregate: bool = True) -> Figure:
+    """Lines of ``y`` against ``x`` per ``hue``, one panel per value of ``col`` (log axes with
+    ``logx``, ``logy``).
 
     With ``aggregate`` (the default), rows that share an ``x`` (seeds) are drawn as their mean
     with a seeded bootstrap 95% band; ``aggregate=False`` draws the points as given, in order
@@ -132,6 +143,8 @@ def curves(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, col: str
                title=str(panel) if col else title)
         if logx:
             ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
         if i == 0 and (hue or diagonal):
             ax.legend(fontsize="small")
     if col and title:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .bayesian_linear import NormalInverseGamma
 from .checks import check_hidden, check_instance, check_int, check_number
 from .models import RewardNet
 from .posteriors import DEFAULT_REWARD_FLAVOUR, reward_flavour
@@ -85,6 +86,10 @@ class Oracle(Policy):
 class _Learner(Policy):
     """Round-robin pulls of every arm first, then updates every ``update_every`` rounds."""
 
+    def _groups(self, k: int) -> np.ndarray:
+        """The regression group of each of ``k`` arms: its own per arm, else one shared."""
+        return np.arange(k) if self.env.per_arm else np.zeros(k, dtype=np.int64)
+
     def __init__(self, initial_pulls: int, update_every: int):
         self.initial_pulls = check_int("initial_pulls", initial_pulls, 0)
         self.update_every = check_int("update_every", update_every)
@@ -126,9 +131,11 @@ class _Learner(Policy):
 
     def _record(self, arm_std: np.ndarray, **extra) -> None:
         pulls = self.pulls()
-        for arm in range(self.env.n_arms):
+        for arm in range(self.env.n_arms):  # an array in ``extra`` holds one value per arm
             self._log.append({"step": len(self.arms), "arm": arm, "pulls": int(pulls[arm]),
-                              "posterior_std": float(arm_std[arm]), **extra})
+                              "posterior_std": float(arm_std[arm]),
+                              **{key: float(value[arm]) if np.ndim(value) else value
+                                 for key, value in extra.items()}})
 
     def diagnostics(self) -> pd.DataFrame | None:
         return pd.DataFrame(self._log) if self._log else None
@@ -146,8 +153,10 @@ class LinearThompson(_Learner):
     name = "LinTS"
 
     def __init__(self, a0: float = 6.0, b0: float = 6.0, lambda_prior: float = 0.25,
-                 initial_pulls: int = 2, update_every: int = 50):
+                 initial_pulls: int = 2, update_every: int = 50, record_every: int | None = None):
         super().__init__(initial_pulls, update_every)
+        self.record_every = update_every if record_every is None else \
+            check_int("record_every", record_every)
         self.a0 = check_number("a0", a0, 0.0)
         self.b0 = check_number("b0", b0, 0.0)
         self.lambda_prior = check_number("lambda_prior", lambda_prior, 0.0)
@@ -156,53 +165,38 @@ class LinearThompson(_Learner):
         x = inputs[..., :self.env.context_dim] if self.env.per_arm else inputs
         return np.concatenate([x, np.ones(x.shape[:-1] + (1,))], axis=-1).astype(float)
 
+    def reset(self, env, seed: int) -> None:
+        super().reset(env, seed)
+        self.posterior: NormalInverseGamma | None = None
+
     def _fit(self) -> None:
-        groups = self.env.n_arms if self.env.per_arm else 1
-        x = self._design(self.inputs)
-        group = self.arms if self.env.per_arm else np.zeros_like(self.arms)
-        d = x.shape[1]
-        self.mu, self.chol, self.a, self.b = [], [], [], []
-        for g in range(groups):
-            xg, yg = x[group == g], self.observed[group == g]
-            precision = xg.T @ xg + self.lambda_prior * np.eye(d)
-            chol = np.linalg.cholesky(precision)
-            mu = np.linalg.solve(precision, xg.T @ yg)
-            self.mu.append(mu)
-            self.chol.append(chol)
-            self.a.append(self.a0 + len(yg) / 2)
-            self.b.append(self.b0 + 0.5 * max(yg @ yg - mu @ precision @ mu, 0.0))
-        self.mu, self.chol = np.stack(self.mu), np.stack(self.chol)
-        self.a, self.b = np.array(self.a), np.array(self.b)
-        self._record(self._std(self._last_inputs()))
+        groups = self._groups(self.env.n_arms)[self.arms]
+        if self.posterior is not None and len(self.arms) == self.posterior.n.sum() + 1:
+            # one new round (update_every = 1): the closed-form one-observation update
+            self.posterior.add(self._design(self.inputs[-1]), self.observed[-1], groups[-1])
+        else:
+            x = self._design(self.inputs)
+            self.posterior = NormalInverseGamma(self.env.n_arms if self.env.per_arm else 1,
+                                                x.shape[1], self.a0, self.b0, self.lambda_prior)
+            self.posterior.fit(x, self.observed, groups)
+        if len(self.arms) % self.record_every == 0 or self.record_every == self.update_every:
+            self._record(self._std(self._last_inputs()))
 
     def _last_inputs(self) -> np.ndarray:
         return self.inputs[-self.update_every:]
 
     def _std(self, chosen_inputs: np.ndarray) -> np.ndarray:
         """Posterior std of each arm's mean reward, averaged over recent contexts."""
-        k = self.env.n_arms
         x = self._design(self.env.probe_inputs(chosen_inputs))    # (n, K, d)
-        group = np.arange(k) if self.env.per_arm else np.zeros(k, dtype=int)
-        # E[sigma^2] under the inverse-gamma posterior (its mode if the mean is infinite)
-        scale = np.where(self.a > 1, self.b / np.maximum(self.a - 1, 1e-12),
-                         self.b / (self.a + 1))
-        half = np.stack([np.linalg.solve(self.chol[group[j]], x[:, j].T) for j in range(k)])
-        var = scale[group][:, None] * (half ** 2).sum(axis=1)        # (K, n)
-        return np.sqrt(var).mean(axis=1)
+        n, k, d = x.shape
+        std = self.posterior.mean_std(x.reshape(n * k, d), np.tile(self._groups(k), n))
+        return std.reshape(n, k).mean(axis=0)
 
     def _choose(self, rounds, step: int) -> np.ndarray:
-        n, k = rounds.n_rounds, rounds.n_arms
-        groups = len(self.mu)
         rng = np.random.default_rng(derive_seed(self.seed, step, 2))
-        sigma2 = self.b / rng.gamma(self.a, size=(n, groups))       # inverse-gamma draws
-        eps = rng.standard_normal((n, groups, self.mu.shape[1]))
-        # beta = mu + sigma L^-T eps, where precision = L L^T
-        offsets = np.stack([np.linalg.solve(self.chol[g].T, eps[:, g].T).T
-                            for g in range(groups)], axis=1)
-        beta = self.mu[None] + np.sqrt(sigma2)[..., None] * offsets  # (n, G, d)
+        beta = self.posterior.sample(rounds.n_rounds, rng)            # (n, G, d)
         x = self._design(rounds.inputs)                               # (n, K, d)
-        group = np.arange(k) if self.env.per_arm else np.zeros(k, dtype=int)
-        scores = np.einsum("nkd,nkd->nk", x, beta[:, group])
+        scores = np.einsum("nkd,nkd->nk", x, beta[:, self._groups(rounds.n_arms)])
         return scores.argmax(axis=1)
 
 
@@ -322,8 +316,10 @@ class LaplaceThompson(_NeuralPolicy):
 
     def __init__(self, config: NeuralConfig = NeuralConfig(),
                  posterior: str = DEFAULT_REWARD_FLAVOUR, warm_hyper_steps: int = 25,
-                 **posterior_overrides):
+                 name: str | None = None, **posterior_overrides):
         super().__init__(config)
+        if name is not None:
+            self.name = _check_name(name)
         self.posterior_config = reward_flavour(posterior, **posterior_overrides)
         self.warm_hyper_steps = check_int("warm_hyper_steps", warm_hyper_steps)
 
@@ -362,3 +358,91 @@ class LaplaceThompson(_NeuralPolicy):
         samples = self.posterior.sample(x, n, seed=derive_seed(self.seed, step, 5))
         scores = samples.reshape(n, n, k)[np.arange(n), np.arange(n)]
         return scores.numpy().argmax(axis=1)
+
+
+class NeuralLinearThompson(_NeuralPolicy):
+    """Thompson sampling from the exact last-layer posterior, updated every round.
+
+    Riquelme et al.'s NeuralLinear [riquelme2018deep], the protocol of claim C25: the network
+    is retrained every ``retrain_every`` rounds (as greedy's is); its last-layer features
+    ``[phi(x), 1]`` (of the context per arm, or of ``[prompt, candidate]`` with one shared head)
+    feed a per-group Bayesian linear regression with a normal-inverse-gamma prior
+    (:class:`~bayes_at_scale.core.bayesian_linear.NormalInverseGamma`) - the exact last-layer
+    Laplace posterior of a Gaussian likelihood, with the noise level integrated out rather than
+    fixed or tuned.  After every round the regression of the chosen arm absorbs the new reward
+    in closed form; after every retraining it is refitted on the whole history's new features.
+    Each decision draws one (sigma^2, beta) per group and plays the arm whose sampled reward is
+    highest.  Defaults a0 = b0 = 6 and lambda_prior = 0.25 are Riquelme et al.'s.
+    """
+
+    name = "TS-LA"
+
+    def __init__(self, config: NeuralConfig = NeuralConfig(), a0: float = 6.0, b0: float = 6.0,
+                 lambda_prior: float = 0.25, name: str | None = None):
+        super().__init__(config)
+        self.a0 = check_number("a0", a0, 0.0)
+        self.b0 = check_number("b0", b0, 0.0)
+        self.lambda_prior = check_number("lambda_prior", lambda_prior, 0.0)
+        if name is not None:
+            self.name = _check_name(name)
+
+    def reset(self, env, seed: int) -> None:
+        super().reset(env, seed)
+        self.posterior: NormalInverseGamma | None = None
+        self.sampler = np.random.default_rng(derive_seed(seed, 6))
+
+    def window(self, step: int, horizon: int) -> int:
+        warmup = self.initial_pulls * self.env.n_arms
+        return min(warmup - step if step < warmup else 1, horizon - step)
+
+    @torch.no_grad()
+    def design(self, inputs: np.ndarray) -> np.ndarray:
+        """The regression's design rows ``[phi, 1]`` for inputs ``(..., input_dim)``: the
+        network body's features (of the context alone per arm), with a constant appended."""
+        x = self._tensor(inputs)
+        x = x.reshape(-1, x.shape[-1])
+        if self.env.per_arm:
+            x = x[:, :self.env.context_dim]
+        phi = self.net.body(x).double().numpy()
+        phi = np.concatenate([phi, np.ones((len(phi), 1))], axis=1)
+        return phi.reshape(inputs.shape[:-1] + (phi.shape[1],))
+
+    def update(self, rounds, actions: np.ndarray, rewards: np.ndarray) -> None:
+        warmup = self.initial_pulls * self.env.n_arms
+        due = not self.ready or (len(self.arms) + rounds.n_rounds - warmup) \
+            % self.update_every == 0
+        if due or rounds.n_rounds != 1:
+            super().update(rounds, actions, rewards)   # append, retrain and refit (_fit)
+            return
+        chosen = rounds.inputs[0, actions[0]]
+        self.inputs = np.concatenate([self.inputs, chosen[None]])
+        self.arms = np.concatenate([self.arms, actions])
+        self.observed = np.concatenate([self.observed, rewards])
+        self.posterior.add(self.design(chosen), rewards[0], self._groups(self.env.n_arms)[
+            actions[0]])
+
+    def _fit(self) -> None:
+        self._train()
+        x = self.design(self.inputs)
+        if self.posterior is None:
+            groups = self.env.n_arms if self.env.per_arm else 1
+            self.posterior = NormalInverseGamma(groups, x.shape[1], self.a0, self.b0,
+                                                self.lambda_prior)
+        self.posterior.fit(x, self.observed, self._groups(self.env.n_arms)[self.arms])
+        probe = self.design(self.env.probe_inputs(self.inputs[-self.update_every:]))
+        n, k, d = probe.shape
+        std = self.posterior.mean_std(probe.reshape(n * k, d), np.tile(self._groups(k), n))
+        noise = np.sqrt(self.posterior.noise_variance)[self._groups(k)]
+        self._record(std.reshape(n, k).mean(axis=0), sigma_noise=noise)
+
+    def _choose(self, rounds, step: int) -> np.ndarray:
+        beta = self.posterior.sample(rounds.n_rounds, self.sampler)  # (n, G, d)
+        x = self.design(rounds.inputs)                                # (n, K, d)
+        scores = np.einsum("nkd,nkd->nk", x, beta[:, self._groups(rounds.n_arms)])
+        return scores.argmax(axis=1)
+
+
+def _check_name(name) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a policy's name must be a non-empty string, got {name!r}")
+    return name

@@ -28,11 +28,20 @@ al.'s +1 right, 0 unknown, -3 wrong, which pays abstaining.  A third grader,
 C12's rule: the binary grading of most benchmarks, in which "unknown" never earns credit - not
 even for a fact that is truly unknown (Kalai et al. 2025).  ``run_c12(..., benchmark=True)`` adds
 it.
+
+**Round 2.**  C27 (:func:`run_c27`) repeats C11 in a world whose gold reward turns over away
+from the preference data (:class:`~bayes_at_scale.worlds.preferences.TurningGold`), checks
+that MAP best-of-n over-optimises there before reading the rule, and reports a reward ensemble
+(Coste et al. 2024) and an exploratory curve over ``k`` beside it.  C28 (:func:`run_c28`)
+temperature-scales C12's pretrained model on held-out queries, checks its calibration, and
+fine-tunes it by exact KL-regularised policy gradient against a grader that pays only for a
+right value, to fixed KL budgets (:func:`fine_tune_to_budgets`).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -41,7 +50,8 @@ import pandas as pd
 import torch
 
 from ..core import metrics
-from ..core.checks import (check_instance, check_int, check_items, check_number,
+from ..core.checks import (check_finite_array, check_instance, check_int, check_items,
+                           check_feature_inputs, check_labels, check_number,
                            check_probabilities, check_threads, check_threshold)
 from ..core.models import CausalLM
 from ..core.posteriors import PreferencePosteriorConfig
@@ -51,9 +61,10 @@ from ..core.training import (Recipe, RewardModelConfig, pairwise_accuracy, reinf
                              train_reward_model)
 from ..worlds.facts import FACT_RECIPES, FactWorld, answer_outcome, fact_world, train_fact_model
 from ..worlds.preferences import (BENCHMARK, GOLD_SEED, GRADERS, BasePolicy, GoldReward,
-                                  AnswerEvaluation, answer_logits, best_of_n, evaluate_answers,
-                                  grade, kl_best_of_n, pessimistic_scores, powers_of_two,
-                                  preference_data)
+                                  TurningGold,
+                                  AnswerEvaluation, answer_logits, answer_rewards, best_of_n,
+                                  evaluate_answers, grade, kl_best_of_n, pessimistic_scores,
+                                  powers_of_two, preference_data, truth_index)
 
 
 # k of the pessimistic score mean - k std, fixed before any run.  One posterior standard
@@ -141,22 +152,9 @@ def run_c11(recipe: OveroptimisationRecipe, seed: int, k: float = K_PESSIMISM,
     with torch_threads(check_threads(threads)):
         gold, policy = recipe.gold(), recipe.policy()
         rng = np.random.default_rng(derive_seed(seed, 11))
-        pairs, preferred, _ = preference_data(gold, policy, recipe.n_pairs, rng,
-                                              recipe.train_ood_share)
-        held_pairs, _, held_gold = preference_data(gold, policy, recipe.n_heldout, rng,
-                                                   recipe.train_ood_share)
-        model = train_reward_model(pairs, preferred, recipe.reward_model, seed)
-        loader = preference_loader(pairs.to(torch.get_default_dtype()), preferred,
-                                   batch_size=recipe.posterior.fit_batch)
-        posterior = PreferencePosterior(model, recipe.posterior).fit(loader)
-
-        x, ood = policy.sample((recipe.n_prompts, recipe.n_candidates), rng)
-        g = gold(x)
-        flat = torch.as_tensor(x.reshape(-1, recipe.dim), dtype=torch.get_default_dtype())
-        mean, var = posterior.predictive(flat)
-        mean = mean.double().numpy().reshape(g.shape)
-        std = var.double().sqrt().numpy().reshape(g.shape)
-        proxy = mean + (g[~ood].mean() - mean[~ood].mean())
+        data, model, posterior = _fit_proxy(recipe, gold, policy, rng, seed)
+        held_pairs, held_gold = data["held_pairs"], data["held_gold"]
+        x, ood, g, mean, std, proxy = _candidates(recipe, gold, policy, posterior, rng)
         scores = {"MAP": mean, "pessimistic": pessimistic_scores(mean, std, k)}
         values = {"gold": g, "proxy": proxy, "ood": ood.astype(float)}
         chosen = {m: best_of_n(scores[m], values, recipe.ns) for m in METHODS}
@@ -170,6 +168,38 @@ def run_c11(recipe: OveroptimisationRecipe, seed: int, k: float = K_PESSIMISM,
         base_gold=float(g.mean()), heldout_accuracy=accuracy,
         prior_precision=float(posterior.prior_precision.mean()), components=components,
         seconds=time.perf_counter() - start)
+
+
+def _fit_proxy(recipe: OveroptimisationRecipe, gold, policy, rng: np.random.Generator,
+               seed: int) -> tuple[dict, object, PreferencePosterior]:
+    """Preference data (training pairs, then held-out pairs, from ``rng``), the proxy reward
+    model trained on them and its fitted Laplace posterior (C11 and C27)."""
+    pairs, preferred, _ = preference_data(gold, policy, recipe.n_pairs, rng,
+                                          recipe.train_ood_share)
+    held_pairs, _, held_gold = preference_data(gold, policy, recipe.n_heldout, rng,
+                                               recipe.train_ood_share)
+    model = train_reward_model(pairs, preferred, recipe.reward_model, seed)
+    loader = preference_loader(pairs.to(torch.get_default_dtype()), preferred,
+                               batch_size=recipe.posterior.fit_batch)
+    posterior = PreferencePosterior(model, recipe.posterior).fit(loader)
+    data = {"pairs": pairs, "preferred": preferred, "held_pairs": held_pairs,
+            "held_gold": held_gold}
+    return data, model, posterior
+
+
+def _candidates(recipe: OveroptimisationRecipe, gold, policy, posterior: PreferencePosterior,
+                rng: np.random.Generator) -> tuple:
+    """Best-of-n candidates ``(prompts, N, dim)`` from the base policy, whether each is out of
+    distribution, their gold reward, posterior mean and std, and the proxy (the mean shifted
+    to the gold reward's mean over in-distribution candidates)."""
+    x, ood = policy.sample((recipe.n_prompts, recipe.n_candidates), rng)
+    g = gold(x)
+    flat = torch.as_tensor(x.reshape(-1, recipe.dim), dtype=torch.get_default_dtype())
+    mean, var = posterior.predictive(flat)
+    mean = mean.double().numpy().reshape(g.shape)
+    std = var.double().sqrt().numpy().reshape(g.shape)
+    proxy = mean + (g[~ood].mean() - mean[~ood].mean())
+    return x, ood, g, mean, std, proxy
 
 
 def _component_table(gold, proxy, std, ood, rng, max_points: int = 20_000) -> pd.DataFrame:
@@ -211,6 +241,160 @@ def c11_statistics(rep: C11Replicate, n_resamples: int = 2000) -> dict:
     diff = rep.gold["pessimistic"][:, -1] - rep.gold["MAP"][:, -1]
     low, high = metrics.bootstrap_ci(np.mean, diff, seed=rep.seed, n_resamples=n_resamples)
     return {"gold_difference": (float(diff.mean()), low, high), "ci_low_gold_difference": low}
+
+
+# --- C27 (round 2): best-of-n in a world that over-optimises --------------------------------
+
+K_SENSITIVITY = (0.0, 0.5, 1.0, 2.0, 4.0)  # exploratory: k of mean - k std, beside the rule's k
+C27_METHODS = ("MAP", "pessimistic", "ensemble")  # the ensemble (Coste et al.) is not ruled
+
+
+@dataclass(frozen=True)
+class TurnoverRecipe(OveroptimisationRecipe):
+    """C27's sizes: C11's, with the gold reward that turns over away from the preference data
+    (:class:`~bayes_at_scale.worlds.preferences.TurningGold`, ``curvature`` and
+    ``radius_quantile``), an ensemble of ``n_members`` reward models (the MAP proxy and
+    ``n_members - 1`` more, trained from other seeds on the same preferences, as Coste et al.
+    2024 did), and the exploratory pessimism coefficients ``ks``."""
+
+    curvature: float = 0.5
+    radius_quantile: float = 0.99
+    n_members: int = 5
+    ks: tuple[float, ...] = K_SENSITIVITY
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_number("curvature", self.curvature, 0.0, low_open=False)
+        check_number("radius_quantile", self.radius_quantile, 0.0, 1.0)
+        check_int("n_members", self.n_members, 2)
+        if not isinstance(self.ks, tuple) or not self.ks:
+            raise ValueError(f"ks must be a non-empty tuple, got {self.ks!r}")
+        for k in self.ks:
+            check_number("k", k, 0.0, low_open=False)
+
+    def gold(self) -> TurningGold:
+        return TurningGold(self.dim, self.gold_hidden, self.gold_scale, GOLD_SEED,
+                           quantile=self.radius_quantile, curvature=self.curvature)
+
+
+@dataclass(frozen=True)
+class C27Replicate:
+    """One seed of C27: per prompt and ``n``, the expected gold reward of best-of-n for each
+    method of :data:`C27_METHODS` (``gold``) and for ``mean - k std`` at each ``k`` of the
+    exploratory ``ks`` (``k_gold``: k -> array), each ``(n_prompts, len(ns))``; the share of
+    out-of-distribution responses kept (``ood``), and the proxy's held-out ranking accuracy."""
+
+    seed: int
+    k: float
+    ns: tuple[int, ...]
+    gold: dict
+    ood: dict
+    k_gold: dict
+    base_gold: float
+    heldout_accuracy: float
+    seconds: float = field(default=0.0, compare=False)
+
+
+def ensemble_scores(models, x: torch.Tensor, k: float = K_PESSIMISM) -> np.ndarray:
+    """``mean - k std`` over reward ``models`` (each maps ``(B, dim)`` to ``(B, 1)``) of their
+    rewards for responses ``x`` ``(B, dim)``, each model's rewards first shifted to mean 0 over
+    ``x`` (Bradley-Terry rewards are identified up to a constant per model)."""
+    k = check_number("k", k, 0.0, low_open=False)
+    models = list(models)
+    if len(models) < 2:
+        raise ValueError(f"an ensemble needs at least 2 models, got {len(models)}")
+    check_feature_inputs(x, "x")
+    with torch.no_grad():
+        r = torch.stack([m(x).reshape(-1) for m in models]).double().numpy()
+    r = r - r.mean(axis=1, keepdims=True)
+    return r.mean(axis=0) - k * r.std(axis=0, ddof=1)
+
+
+def run_c27(recipe: TurnoverRecipe, seed: int, k: float = K_PESSIMISM,
+            threads: int | None = 1) -> C27Replicate:
+    """C11's experiment in the world of ``recipe`` (whose gold reward turns over), with the
+    reward ensemble beside it and best-of-n by ``mean - k std`` at every ``k`` of ``recipe.ks``
+    (from the same posterior: no refit per ``k``)."""
+    check_instance("recipe", recipe, TurnoverRecipe)
+    seed = check_int("seed", seed, 0)
+    k = check_number("k", k, 0.0, low_open=False)
+    start = time.perf_counter()
+    with torch_threads(check_threads(threads)):
+        gold, policy = recipe.gold(), recipe.policy()
+        rng = np.random.default_rng(derive_seed(seed, 27))
+        data, model, posterior = _fit_proxy(recipe, gold, policy, rng, seed)
+        x, ood, g, mean, std, _ = _candidates(recipe, gold, policy, posterior, rng)
+        members = [model] + [train_reward_model(data["pairs"], data["preferred"],
+                                                recipe.reward_model, derive_seed(seed, 27, m))
+                             for m in range(1, recipe.n_members)]
+        flat = torch.as_tensor(x.reshape(-1, recipe.dim), dtype=torch.get_default_dtype())
+        scores = {"MAP": mean, "pessimistic": pessimistic_scores(mean, std, k),
+                  "ensemble": ensemble_scores(members, flat, k).reshape(g.shape)}
+        values = {"gold": g, "ood": ood.astype(float)}
+        chosen = {m: best_of_n(scores[m], values, recipe.ns) for m in C27_METHODS}
+        k_gold = {kk: best_of_n(pessimistic_scores(mean, std, kk), {"gold": g},
+                                recipe.ns)["gold"] for kk in recipe.ks}
+        accuracy = pairwise_accuracy(model, data["held_pairs"], data["held_gold"])
+    return C27Replicate(seed=seed, k=k, ns=recipe.ns,
+                        gold={m: chosen[m]["gold"] for m in C27_METHODS},
+                        ood={m: chosen[m]["ood"] for m in C27_METHODS}, k_gold=k_gold,
+                        base_gold=float(g.mean()), heldout_accuracy=accuracy,
+                        seconds=time.perf_counter() - start)
+
+
+def c27_statistics(rep: C27Replicate, n_resamples: int = 2000) -> dict:
+    """Claim C27 on one seed: ``largest_n``; ``gold_difference`` at it (mean over prompts of
+    gold(mean - k std) - gold(MAP), paired percentile-bootstrap 95% interval over prompts);
+    ``premise_met`` (1.0 when the MAP curve of mean gold over n falls from its peak by at least
+    10% of the peak minus its value at n = 1); and, reported beside, the ensemble's difference
+    and the MAP curve's drop from its peak as a share of that range (``turnover``)."""
+    check_instance("rep", rep, C27Replicate)
+    curve = rep.gold["MAP"].mean(axis=0)
+    peak = curve.max()
+    rise = peak - curve[0]
+    turnover = (peak - curve[-1]) / rise if rise > 0 else 0.0
+    out = {"largest_n": rep.ns[-1], "premise_met": float(rise > 0 and turnover >= 0.1),
+           "turnover": float(turnover)}
+    for name, method in (("gold_difference", "pessimistic"),
+                         ("ensemble_gold_difference", "ensemble")):
+        diff = rep.gold[method][:, -1] - rep.gold["MAP"][:, -1]
+        low, high = metrics.bootstrap_ci(np.mean, diff, seed=rep.seed, n_resamples=n_resamples)
+        out[name] = (float(diff.mean()), low, high)
+    return out
+
+
+def c27_pooled(per_seed: list[dict], seed: int = 0, n_resamples: int = 2000) -> dict:
+    """C27's pooled statistic: ``mean_gold_difference``, the mean over seeds of the per-seed
+    gold differences, with a percentile-bootstrap 95% interval over seeds."""
+    values = np.array([check_instance("statistics", s, dict)["gold_difference"][0]
+                       for s in per_seed])
+    if values.size < 2:
+        raise ValueError("pooling over seeds needs at least two seeds")
+    low, high = metrics.bootstrap_ci(np.mean, values, seed=seed, n_resamples=n_resamples)
+    return {"mean_gold_difference": (float(values.mean()), low, high)}
+
+
+def turnover_table(reps) -> pd.DataFrame:
+    """Tidy table, one row per (seed, method, n): KL of best-of-n from the base policy, mean
+    gold reward and out-of-distribution share of the kept response."""
+    labels = {"MAP": "MAP", "pessimistic": "mean - 1 std (Laplace)",
+              "ensemble": "mean - 1 std (ensemble)"}
+    rows = []
+    for r in check_items(reps, C27Replicate):
+        for m in C27_METHODS:
+            label = labels[m] if r.k == 1 else labels[m].replace("1", f"{r.k:g}")
+            for j, n in enumerate(r.ns):
+                rows.append({"seed": r.seed, "method": label, "n": n, "kl": kl_best_of_n(n),
+                             "gold": r.gold[m][:, j].mean(), "ood_share": r.ood[m][:, j].mean()})
+    return pd.DataFrame(rows)
+
+
+def k_sensitivity_table(reps) -> pd.DataFrame:
+    """Exploratory: one row per (seed, k, n): mean gold reward of best-of-n by mean - k std."""
+    rows = [{"seed": r.seed, "k": kk, "n": n, "gold": g[:, j].mean()}
+            for r in check_items(reps, C27Replicate) for kk, g in r.k_gold.items()
+            for j, n in enumerate(r.ns)]
+    return pd.DataFrame(rows)
 
 
 # --- C12: REINFORCE -------------------------------------------------------------------------
@@ -405,6 +589,307 @@ def reliability_diagram_table(reps, n_bins: int = 15) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+# --- C28 (round 2): a temperature-calibrated model fine-tuned to a KL budget -----------------
+#
+# Round 1's C12 fine-tuned a model that was not calibrated (its premise) against a grader that
+# paid for "unknown" on unknowable facts, and REINFORCE barely moved it.  C28 repairs all three:
+# the pretrained model is first temperature-scaled on held-out queries and its calibration is
+# checked; the grader is BENCHMARK's (1 for a right value, 0 for anything else, "unknown"
+# always 0); and the fine-tuning is pushed to fixed KL budgets, so that how far it moved is a
+# controlled quantity rather than a consequence of a learning rate.
+
+QUERY_ROLES = ("calibration", "fine-tuning", "evaluation")
+C28_BUDGET = 1.0    # the KL budget, nats per query, at which C28's rule is read
+C28_ECE = 0.03      # the premise: a temperature-scaled top-label ECE at most this
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """KL-regularised policy-gradient fine-tuning to the KL budgets ``budgets`` (nats per
+    query, in increasing order), ``steps`` full-batch Adam steps at learning rate ``lr`` per
+    budget, ``n_queries`` query draws per role of :data:`QUERY_ROLES`.
+
+    The objective is exact, not sampled: the answer set is small (the values and "unknown"), so
+    the expected reward ``sum_a pi(a) r(a)`` and ``KL(pi || pi_0)`` are sums over it, and every
+    step is the deterministic gradient of ``mean over queries [E_pi r - beta KL(pi || pi_0)]``.
+    ``beta`` starts at ``beta`` and is set by a multiplicative controller (the adaptive KL
+    controller of Ziegler et al. 2019, applied as dual ascent on the budget):
+    ``log beta += gain x clip(KL / budget - 1, -1, 1)`` after every step, so that the mean KL
+    on the held-out evaluation queries settles at the budget.  A budget is met when that KL is
+    within ``tolerance`` (relative) of it.  The penalty is the mean KL over the fine-tuning
+    *and* the evaluation queries (a KL needs no grade, so regularising the policy on the
+    queries it will be judged on uses none of their answers); the grades come from the
+    fine-tuning queries only.  Penalising the fine-tuning queries alone did not hold the
+    held-out KL (seed 0 of the quick world, lr 3e-3: 0.01 nats on the fine-tuning queries, 1 to
+    4 on the held-out ones, whatever beta).  In the quick world the largest budget is out of
+    reach: with beta near 0 the held-out KL stops at 0.3 to 0.5 nats, because the grade has
+    little left to pay for; :func:`c28_statistics` then reports ``budget_met = 0``.  ``lr = 1e-3`` and 60 steps per budget: at 3e-3 a single
+    Adam step moved the held-out answers by 0.4 nats; at 1e-4 the largest budget took over 400
+    steps.  None of these was tuned on ECE or on the "unknown" rate.
+    """
+
+    budgets: tuple[float, ...] = (0.05, 0.2, C28_BUDGET)
+    steps: int = 60
+    lr: float = 1e-3
+    beta: float = 1.0
+    gain: float = 0.2
+    tolerance: float = 0.1
+    n_queries: int = 10_000
+
+    def __post_init__(self):
+        if not isinstance(self.budgets, tuple) or not self.budgets:
+            raise ValueError(f"budgets must be a non-empty tuple of nats, got {self.budgets!r}")
+        for b in self.budgets:
+            check_number("budget", b, 0.0)
+        if list(self.budgets) != sorted(set(self.budgets)):
+            raise ValueError(f"budgets must increase strictly, got {self.budgets}")
+        check_int("steps", self.steps)
+        check_number("lr", self.lr, 0.0)
+        check_number("beta", self.beta, 0.0)
+        check_number("gain", self.gain, 0.0)
+        check_number("tolerance", self.tolerance, 0.0, 1.0)
+        check_int("n_queries", self.n_queries, 2)
+
+
+def role_queries(world: FactWorld, n_queries: int, seed: int) -> dict[str, np.ndarray]:
+    """Queries held out from one another: each entity gets one role of :data:`QUERY_ROLES` at
+    random, and each role gets ``n_queries`` draws from the mention distribution restricted to
+    its entities.  The temperature is fitted on the calibration queries, the fine-tuning reads
+    the fine-tuning queries only, and calibration, the "unknown" rate and the KL are measured
+    on the evaluation queries - about entities that neither fitting saw."""
+    check_instance("world", world, FactWorld)
+    n_queries = check_int("n_queries", n_queries, 2)
+    seed = check_int("seed", seed, 0)
+    rng = np.random.default_rng(derive_seed(seed, 28, 1))
+    role = rng.integers(len(QUERY_ROLES), size=world.n_entities)
+    popularity = world.entities["popularity"].to_numpy(dtype=float)
+    out = {}
+    for r, name in enumerate(QUERY_ROLES):
+        p = np.where(role == r, popularity, 0.0)
+        if not p.sum() > 0:
+            raise ValueError(f"no entity has the role {name!r}: the world is too small")
+        out[name] = rng.choice(world.n_entities, size=n_queries, p=p / p.sum())
+    return out
+
+
+def fit_temperature(logits, labels, n_bins: int = 15, criterion: str = "ece",
+                    bounds: tuple[float, float] = (0.1, 20.0)) -> float:
+    """The one temperature ``T`` (within ``bounds``) that makes ``softmax(logits / T)`` best on
+    held-out ``labels``: lowest top-label ECE (``criterion="ece"``, the premise's own measure)
+    or lowest NLL (``"nll"``, Guo et al. 2017's temperature scaling).
+
+    ECE is chosen for C28: in the fact world the NLL is dominated by the confident wrong
+    guesses about entities the model never saw, and its optimum flattens the memorised answers
+    so much that the ECE *rises* (0.12 to 0.18, seed 0 of the quick world); minimising the ECE
+    gives the premise its best chance.  The ECE is piecewise constant in ``T``, so ``T`` is
+    first searched on a grid of 81 points, log-spaced over ``bounds``, and then refined by a
+    bounded scalar search between the grid neighbours of the best point.
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax, softmax
+
+    z = check_finite_array(logits, "logits", 2).astype(float)
+    y = check_labels(labels, z.shape[0])
+    if y.max() >= z.shape[1]:
+        raise ValueError(f"labels must lie in 0..{z.shape[1] - 1}")
+    n_bins = check_int("n_bins", n_bins)
+    if criterion not in ("ece", "nll"):
+        raise ValueError(f"criterion must be 'ece' or 'nll', got {criterion!r}")
+    low, high = (check_number("bounds", b, 0.0) for b in bounds)
+    if not low < high:
+        raise ValueError(f"bounds must be (low, high) with low < high, got {bounds}")
+
+    def loss(log_t: float) -> float:
+        if criterion == "nll":
+            return float(-log_softmax(z / np.exp(log_t), axis=1)[np.arange(y.size), y].mean())
+        return metrics.ece(softmax(z / np.exp(log_t), axis=1), y, n_bins=n_bins)
+
+    grid = np.linspace(np.log(low), np.log(high), 81)
+    values = [loss(g) for g in grid]
+    best = int(np.argmin(values))
+    a, b = grid[max(best - 1, 0)], grid[min(best + 1, grid.size - 1)]
+    refined = minimize_scalar(loss, bounds=(a, b), method="bounded",
+                              options={"xatol": 1e-3})
+    log_t = refined.x if refined.fun <= values[best] else grid[best]
+    return float(np.exp(log_t))
+
+
+def tempered_model(model: CausalLM, temperature: float) -> CausalLM:
+    """A copy of ``model`` whose logits are ``model``'s divided by ``temperature``: the head's
+    weight and bias are divided by it, so the temperature is part of the network (and of a
+    policy fine-tuned from it)."""
+    check_instance("model", model, CausalLM)
+    temperature = check_number("temperature", temperature, 0.0)
+    scaled = copy.deepcopy(model)
+    with torch.no_grad():
+        scaled.head.weight.div_(temperature)
+        scaled.head.bias.div_(temperature)
+    return scaled
+
+
+def answer_kl(logits: torch.Tensor, reference_logp: torch.Tensor) -> torch.Tensor:
+    """``KL(pi || pi_0)`` per query ``(q,)``, exactly over the answers: ``logits`` ``(q, A)``
+    of the policy, ``reference_logp`` ``(q, A)`` the log-probabilities of the reference."""
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise ValueError("logits must be a (queries, answers) tensor")
+    if not isinstance(reference_logp, torch.Tensor) or reference_logp.shape != logits.shape:
+        raise ValueError(f"reference_logp must be a tensor of the logits' shape "
+                         f"{tuple(logits.shape)}")
+    logp = torch.log_softmax(logits, dim=-1)
+    return (logp.exp() * (logp - reference_logp.to(logp.dtype))).sum(dim=-1)
+
+
+def _distinct(entities) -> tuple[np.ndarray, torch.Tensor]:
+    """Distinct entities of a query sample and each one's share of the queries."""
+    distinct, counts = np.unique(entities, return_counts=True)
+    return distinct, torch.as_tensor(counts / counts.sum())
+
+
+def fine_tune_to_budgets(model: CausalLM, world: FactWorld, queries: dict,
+                         config: BudgetConfig = BudgetConfig()
+                         ) -> tuple[list[CausalLM], pd.DataFrame]:
+    """Copies of ``model`` (the temperature-scaled pretrained model, also the reference
+    ``pi_0``) fine-tuned by KL-regularised policy gradient against C28's grader (1 for a right
+    value, 0 for anything else, "unknown" always 0: :data:`~bayes_at_scale.worlds.preferences.
+    BENCHMARK`) to each budget of ``config.budgets`` in turn, each stage starting where the one
+    before ended (see :class:`BudgetConfig`).  ``queries``: :func:`role_queries`.
+
+    Returns one model per budget and the history (budget, step, beta, mean KL on the fine-tuning
+    and on the evaluation queries, expected reward on the fine-tuning queries).
+    """
+    check_instance("model", model, CausalLM)
+    check_instance("world", world, FactWorld)
+    check_instance("config", config, BudgetConfig)
+    missing = [r for r in ("fine-tuning", "evaluation") if r not in queries]
+    if missing:
+        raise KeyError(f"queries lacks role(s) {', '.join(missing)}")
+    train, w_train = _distinct(queries["fine-tuning"])
+    held, w_held = _distinct(queries["evaluation"])
+    dtype = torch.get_default_dtype()
+    rewards = torch.as_tensor(answer_rewards(world, train, None, credit_unknown=False),
+                              dtype=dtype)
+    w_train, w_held = w_train.to(dtype), w_held.to(dtype)
+    with torch.no_grad():
+        ref_train = torch.log_softmax(answer_logits(model, world, train), dim=-1)
+        ref_held = torch.log_softmax(answer_logits(model, world, held), dim=-1)
+    policy = copy.deepcopy(model)
+    optimiser = torch.optim.Adam(policy.parameters(), lr=config.lr)
+    log_beta = math.log(config.beta)
+    tuned, history = [], []
+    for budget in config.budgets:
+        policy.train()
+        for step in range(config.steps):
+            logits = answer_logits(policy, world, train)
+            kl = (w_train * answer_kl(logits, ref_train)).sum()
+            held_kl = (w_held * answer_kl(answer_logits(policy, world, held), ref_held)).sum()
+            reward = (w_train * (torch.softmax(logits, dim=-1) * rewards).sum(dim=-1)).sum()
+            objective = reward - math.exp(log_beta) * (kl + held_kl)
+            optimiser.zero_grad()
+            (-objective).backward()
+            optimiser.step()
+            history.append({"budget": budget, "step": step + 1, "beta": math.exp(log_beta),
+                            "kl_fine_tuning": kl.item(), "kl_evaluation": held_kl.item(),
+                            "reward": reward.item()})
+            held_kl = held_kl.item()
+            log_beta += config.gain * float(np.clip(held_kl / budget - 1.0, -1.0, 1.0))
+        policy.eval()
+        tuned.append(copy.deepcopy(policy))
+    return tuned, pd.DataFrame(history)
+
+
+@dataclass(frozen=True)
+class C28Replicate:
+    """One seed of C28: the temperature, and the answers on the evaluation queries of the
+    pretrained model (``raw``), of its temperature-scaled copy (``before``) and after
+    fine-tuning to each budget (``after``: budget -> evaluation), with each one's achieved mean
+    KL from the temperature-scaled model (``kl``: budget -> nats) and the fine-tuning history.
+    ``nll_temperature`` and ``nll_ece``: Guo et al.'s NLL-fitted temperature and the ECE it
+    gives, reported beside the ECE-fitted one."""
+
+    seed: int
+    temperature: float
+    raw: AnswerEvaluation
+    before: AnswerEvaluation
+    after: dict
+    kl: dict
+    history: pd.DataFrame
+    nll_temperature: float
+    nll_ece: float
+    tolerance: float
+    seconds: float = field(default=0.0, compare=False)
+
+
+def run_c28(world: FactWorld, model: CausalLM, config: BudgetConfig, seed: int,
+            threads: int | None = 1) -> C28Replicate:
+    """Claim C28 on one seed: split the queries (:func:`role_queries`), fit the temperature on
+    the calibration queries (:func:`fit_temperature`), check calibration on the evaluation
+    queries, fine-tune the temperature-scaled model to every KL budget
+    (:func:`fine_tune_to_budgets`) and evaluate each result on the evaluation queries."""
+    check_instance("world", world, FactWorld)
+    check_instance("model", model, CausalLM)
+    check_instance("config", config, BudgetConfig)
+    seed = check_int("seed", seed, 0)
+    start = time.perf_counter()
+    with torch_threads(check_threads(threads)):
+        queries = role_queries(world, config.n_queries, seed)
+        calibration = queries["calibration"]
+        with torch.no_grad():
+            logits = answer_logits(model, world, calibration).double().numpy()
+        labels = truth_index(world, calibration)
+        temperature = fit_temperature(logits, labels)
+        nll_temperature = fit_temperature(logits, labels, criterion="nll")
+        held = queries["evaluation"]
+        scaled = tempered_model(model, temperature)
+        tuned, history = fine_tune_to_budgets(scaled, world, queries, config)
+        with torch.no_grad():
+            reference = torch.log_softmax(answer_logits(scaled, world, held), dim=-1)
+            kl = {b: float(answer_kl(answer_logits(m, world, held), reference).mean())
+                  for b, m in zip(config.budgets, tuned)}
+        nll_ece = evaluate_answers(tempered_model(model, nll_temperature), world, held).ece
+        return C28Replicate(
+            seed=seed, temperature=temperature, raw=evaluate_answers(model, world, held),
+            before=evaluate_answers(scaled, world, held),
+            after={b: evaluate_answers(m, world, held) for b, m in zip(config.budgets, tuned)},
+            kl=kl, history=history, nll_temperature=nll_temperature, nll_ece=nll_ece,
+            tolerance=config.tolerance, seconds=time.perf_counter() - start)
+
+
+def c28_statistics(rep: C28Replicate, budget: float = C28_BUDGET) -> dict:
+    """Claim C28 on one seed: ``ece_ratio`` (ECE after fine-tuning to ``budget`` / ECE of the
+    temperature-scaled model) and ``unknown_rate_drop`` ((before - after) / before of the
+    "unknown" rate), all on the evaluation queries; ``calibrated`` (1.0 when the
+    temperature-scaled ECE is at most :data:`C28_ECE`) and ``budget_met`` (1.0 when the
+    achieved KL is within the tolerance of ``budget``).  ``premise_met`` needs both: the rule
+    reads the statistics of a calibrated model fine-tuned *to* ``budget``, and statistics read
+    short of it would test another claim."""
+    check_instance("rep", rep, C28Replicate)
+    if budget not in rep.after:
+        raise KeyError(f"no fine-tuning to a budget of {budget!r} nats; have "
+                       f"{sorted(rep.after)}")
+    kl = rep.kl[budget]
+    calibrated = rep.before.ece <= C28_ECE
+    budget_met = abs(kl - budget) <= rep.tolerance * budget
+    stats = c12_statistics(rep.before, rep.after[budget])
+    return {"premise_met": float(calibrated and budget_met), **stats,
+            "calibrated": float(calibrated), "budget_met": float(budget_met), "kl": kl,
+            "ece_before": rep.before.ece}
+
+
+def budget_table(reps) -> pd.DataFrame:
+    """One row per (seed, stage) of C28: the achieved KL (0 before fine-tuning), ECE, "unknown"
+    rate, accuracy, mean confidence and expected reward under C28's grader."""
+    rows = []
+    for r in check_items(reps, C28Replicate):
+        stages = [("temperature-scaled", 0.0, r.before)] + [
+            (f"KL budget {b:g}", r.kl[b], ev) for b, ev in r.after.items()]
+        for stage, kl, ev in stages:
+            rows.append({"seed": r.seed, "stage": stage, "kl": kl, "ece": ev.ece,
+                         "unknown_rate": ev.unknown_rate, "accuracy": ev.accuracy,
+                         "confidence": ev.confidence, "hallucination": ev.hallucination,
+                         "reward": ev.expected_reward[BENCHMARK]})
+    return pd.DataFrame(rows)
+
+
 # --- recipes --------------------------------------------------------------------------------
 
 
@@ -413,13 +898,18 @@ class AlignmentRecipe:
     """Chapter 6 at one scale: seeds, C11's sizes, C12's fine-tuning and query count, and the
     fact world and model that C12 fine-tunes (``facts``, a
     :class:`~bayes_at_scale.core.training.Recipe` of
-    :data:`~bayes_at_scale.worlds.facts.FACT_RECIPES`)."""
+    :data:`~bayes_at_scale.worlds.facts.FACT_RECIPES`); round 2's seeds (at least 5), C27's
+    world (``turnover``) and C28's fine-tuning to KL budgets (``budgets``, on the same fact
+    model as C12, so C12's pretrained models serve C28's first seeds)."""
 
     n_seeds: int
     overoptimisation: OveroptimisationRecipe
     reinforce: ReinforceConfig
     n_queries: int
     facts: Recipe
+    n_seeds_round2: int = 5
+    turnover: TurnoverRecipe = TurnoverRecipe()
+    budgets: BudgetConfig = BudgetConfig()
 
     def __post_init__(self):
         check_int("n_seeds", self.n_seeds)
@@ -427,6 +917,9 @@ class AlignmentRecipe:
         check_instance("reinforce", self.reinforce, ReinforceConfig)
         check_int("n_queries", self.n_queries)
         check_instance("facts", self.facts, Recipe)
+        check_int("n_seeds_round2", self.n_seeds_round2, 5)
+        check_instance("turnover", self.turnover, TurnoverRecipe)
+        check_instance("budgets", self.budgets, BudgetConfig)
 
 
 RECIPES = {
@@ -438,7 +931,11 @@ RECIPES = {
         overoptimisation=OveroptimisationRecipe(
             n_pairs=20_000, n_heldout=5000, n_prompts=5000, n_candidates=1024, max_n=512,
             reward_model=RewardModelConfig(steps=400)),
-        reinforce=ReinforceConfig(steps=600), n_queries=20_000, facts=FACT_RECIPES["full"]),
+        reinforce=ReinforceConfig(steps=600), n_queries=20_000, facts=FACT_RECIPES["full"],
+        turnover=TurnoverRecipe(
+            n_pairs=20_000, n_heldout=5000, n_prompts=5000, n_candidates=1024, max_n=512,
+            reward_model=RewardModelConfig(steps=400)),
+        budgets=BudgetConfig(steps=200, n_queries=40_000)),
 }
 
 

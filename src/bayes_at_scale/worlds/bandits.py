@@ -144,6 +144,11 @@ class Environment:
     def _sample(self, n: int, rng: np.random.Generator) -> Rounds:
         raise NotImplementedError
 
+    def rare_rounds(self, rounds: Rounds) -> np.ndarray | None:
+        """Which of ``rounds`` are the rare, high-paying ones that only exploration finds
+        (a boolean mask), or None where the environment has none."""
+        return None
+
     def probe_inputs(self, chosen_inputs: np.ndarray) -> np.ndarray:
         """Every arm's input ``(n, K, input_dim)`` at the contexts of already chosen inputs
         ``(n, input_dim)``: with arm identities, each context with every arm's code; without,
@@ -213,6 +218,11 @@ class WheelBandit(Environment):
         quadrant = self.quadrant_arm(x)
         means[np.flatnonzero(outside), quadrant[outside]] = self.mu_large
         return means
+
+    def rare_rounds(self, rounds: Rounds) -> np.ndarray:
+        """The rounds whose context lies outside the radius delta (where the quadrant's arm
+        pays ``mu_large``)."""
+        return np.linalg.norm(self._in_disc(rounds.contexts), axis=1) > self.delta
 
     def _sample(self, n: int, rng: np.random.Generator) -> Rounds:
         radius = np.sqrt(rng.uniform(size=n))          # uniform in the disc

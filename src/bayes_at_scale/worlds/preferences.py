@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from scipy.special import gammaln
+from scipy.stats import chi2
 
 from ..core import metrics
 from ..core.checks import (check_finite_array, check_indices, check_instance, check_int,
@@ -78,6 +79,45 @@ class GoldReward:
         if x.ndim < 1 or x.shape[-1] != self.dim:
             raise ValueError(f"responses must have shape (..., {self.dim}), got {x.shape}")
         return self.scale * (self._raw(x) - self._shift) / self._norm
+
+
+class TurningGold(GoldReward):
+    """A gold reward that turns over away from the preference data (claim C27), in the manner of
+    Gao et al. 2023: :class:`GoldReward`'s tanh network, minus a penalty that is zero within
+    ``radius`` of the origin and grows quadratically beyond it,
+    ``curvature / 2 x max(0, norm(x) - radius)^2``.
+
+    ``radius`` defaults to the ``quantile`` (0.99) of the norm of an in-distribution response
+    ``N(0, I)`` (a chi distribution with ``dim`` degrees of freedom), so that the preference
+    data - in distribution but for a rare share of unusual responses - hardly ever see the
+    penalty, while best-of-n, reaching for the unusual responses a proxy over-rates, runs into
+    it.  Round 1's :class:`GoldReward` kept rising there (C11's world never over-optimised);
+    this is the same function inside the data's region, and one that punishes leaving it.
+    ``curvature = 0.5``: a response twice the radius out (about the typical norm of the base
+    policy's unusual responses) loses about 8 units of gold reward, four in-distribution
+    standard deviations at ``scale = 2``.
+    """
+
+    def __init__(self, dim: int = 8, hidden: int = 32, scale: float = 2.0,
+                 seed: int = GOLD_SEED, radius: float | None = None, quantile: float = 0.99,
+                 curvature: float = 0.5):
+        super().__init__(dim, hidden, scale, seed)
+        quantile = check_number("quantile", quantile, 0.0, 1.0)
+        self.radius = float(np.sqrt(chi2.ppf(quantile, self.dim))) if radius is None \
+            else check_number("radius", radius, 0.0)
+        self.curvature = check_number("curvature", curvature, 0.0, low_open=False)
+
+    def penalty(self, responses) -> np.ndarray:
+        """The penalty for leaving the data's region ``(...)``, zero within ``radius``."""
+        x = check_finite_array(responses, "responses")
+        if x.ndim < 1 or x.shape[-1] != self.dim:
+            raise ValueError(f"responses must have shape (..., {self.dim}), got {x.shape}")
+        beyond = np.maximum(np.linalg.norm(x.astype(float), axis=-1) - self.radius, 0.0)
+        return 0.5 * self.curvature * beyond ** 2
+
+    def __call__(self, responses) -> np.ndarray:
+        """Gold reward of responses ``(..., dim)``: ``(...)``."""
+        return super().__call__(responses) - self.penalty(responses)
 
 
 class BasePolicy:
@@ -269,6 +309,24 @@ def grade(outcomes, threshold: float | None = None, said_unknown=None) -> np.nda
     return score
 
 
+def answer_rewards(world: FactWorld, entities, threshold: float | None = None,
+                   credit_unknown: bool = True) -> np.ndarray:
+    """The reward :func:`grade` gives every possible answer to each question ``(q, A)``, the
+    answers in the order of ``world.answer_tokens`` ("unknown" last), graded as
+    :func:`bayes_at_scale.worlds.facts.answer_outcome` grades them.  ``credit_unknown=False``
+    scores "unknown" 0 whatever the truth (with ``threshold=None``: the :data:`BENCHMARK`
+    grader, claim C28's)."""
+    e = check_indices(entities, check_instance("world", world, FactWorld).n_entities, "entities")
+    labels = truth_index(world, e)
+    n_answers = len(world.answer_tokens)
+    columns = np.arange(n_answers)[None, :]
+    every = np.where(columns == labels[:, None], "right",
+                     np.where(columns == n_answers - 1, "unknown", "wrong"))
+    said = None if credit_unknown else np.broadcast_to(columns == n_answers - 1,
+                                                       every.shape).ravel()
+    return grade(every.ravel(), threshold, said).reshape(every.shape)
+
+
 @dataclass(frozen=True)
 class AnswerEvaluation:
     """A model's answers to ``entities``: the answer distribution ``probs`` ``(q, A)``, the
@@ -309,14 +367,9 @@ def evaluate_answers(model: CausalLM, world: FactWorld, entities, n_bins: int = 
     answers = world.answer_tokens[top]
     outcomes = answer_outcome(answers, world, e)
     unknown = len(world.answer_tokens) - 1
-    # the outcome of every possible answer to every question, as answer_outcome grades it
-    columns = np.arange(p.shape[1])[None, :]
-    every = np.where(columns == labels[:, None], "right",
-                     np.where(columns == unknown, "unknown", "wrong"))
-    expected = {name: float((p * grade(every.ravel(), t).reshape(p.shape)).sum(axis=1).mean())
+    expected = {name: float((p * answer_rewards(world, e, t)).sum(axis=1).mean())
                 for name, t in GRADERS.items()}
-    said = np.broadcast_to(columns == unknown, p.shape).ravel()
-    expected[BENCHMARK] = float((p * grade(every.ravel(), None, said).reshape(p.shape))
+    expected[BENCHMARK] = float((p * answer_rewards(world, e, None, credit_unknown=False))
                                 .sum(axis=1).mean())
     return AnswerEvaluation(
         entities=e, probs=p, labels=labels, ece=metrics.ece(p, labels, n_bins=n_bins),
