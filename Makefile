@@ -6,6 +6,8 @@
 #                make benchmark (time every chapter's execution),
 #                make costs (what a posterior costs, in training epochs),
 #                make bandits-full (record chapter 5's full bandit protocol), make clean.
+# To execute the chapters yourself: make lab (JupyterLab, every chapter opens as a notebook),
+#                make chapter N=3 (execute chapter 3 on its own and print its verdict lines).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -15,8 +17,20 @@ STAMP  := $(VENV)/.installed
 QUICK  := ESSAY_SCALE=quick ESSAY_SEED=0 ESSAY_THREADS=2 ESSAY_DTYPE=float32 PYTHONHASHSEED=0
 # In number order: the verdict chapter reads the references blessed before it.
 CHAPTERS := $(sort $(wildcard chapters/[0-9]*.md))
+# make chapter N=3: the chapter numbered N (chapters/03_*.md), and where its execution goes.
+CHAPTER     = $(wildcard chapters/0$(N)_*.md chapters/$(N)_*.md)
+CHAPTER_OUT = _build/chapter/$(basename $(notdir $(CHAPTER)))
+CHAPTER_NB  = $(CHAPTER_OUT)/$(basename $(notdir $(CHAPTER))).ipynb
+# JupyterLab's settings override in .venv: a double click opens a chapter's .md as a notebook.
+LAB_VIEWERS := $(VENV)/share/jupyter/lab/settings/overrides.d/bayes-at-scale.json
 
-.PHONY: install browser book test test-fast references benchmark costs bandits-full clean
+ifneq ($(filter chapter,$(MAKECMDGOALS)),)
+ifneq ($(words $(CHAPTER)),1)
+$(error N=$(N) names no chapter: give a chapter's number, as in make chapter N=3 (the chapters: $(notdir $(CHAPTERS))))
+endif
+endif
+
+.PHONY: install browser book test test-fast references benchmark costs bandits-full lab chapter clean
 
 install: $(STAMP)
 
@@ -78,6 +92,25 @@ costs: install
 bandits-full: install
 	ESSAY_SCALE=full ESSAY_SEED=0 ESSAY_THREADS=1 ESSAY_DTYPE=float32 PYTHONHASHSEED=0 \
 	  $(BIN)/python benchmarks/bandits.py --scale full --record
+
+# JupyterLab from the book's root, at the quick scale: jupytext's server extension (switched on
+# by the jupytext wheel, .venv/etc/jupyter/jupyter_server_config.d/jupytext.json) serves every
+# chapters/*.md as a notebook, and the override written here makes it the default viewer.
+# As root (a container) the server needs --allow-root.
+lab: install
+	@mkdir -p $(dir $(LAB_VIEWERS))
+	@echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}}}' > $(LAB_VIEWERS)
+	$(QUICK) $(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# One chapter on its own, at the quick scale, in a fresh kernel: the executed notebook and the
+# verdict records go to _build/chapter/<chapter>/; then the chapter's verdict lines are printed.
+chapter: install
+	@rm -rf $(CHAPTER_OUT) && mkdir -p $(CHAPTER_OUT)
+	$(QUICK) ESSAY_RECORDS=$(CHAPTER_OUT)/records $(BIN)/jupytext --to ipynb --execute --output $(CHAPTER_NB) $(CHAPTER)
+	@$(BIN)/python -c 'import sys, nbformat; \
+	  outputs = [o for c in nbformat.read(sys.argv[1], as_version=4).cells for o in c.get("outputs", [])]; \
+	  lines = [l for o in outputs if o.output_type == "stream" for l in o.text.splitlines()]; \
+	  print(*[l for l in lines if l.startswith("CLAIM C")] or ["(no verdict line)"], sep="\n")' $(CHAPTER_NB)
 
 clean:
 	rm -rf _build

@@ -2,7 +2,7 @@
 
     make costs                                                  # quick scale, about a minute
     python benchmarks/costs.py [--scale tiny|quick|full] [--repeats R] [--seed S]
-                               [--output PATH | --record] [--sweep-only]
+                               [--output PATH | --record] [--sweep-only] [--round 1|2]
 
 In one process, on chapter 4's fact world, for each model size of a sweep spanning two orders
 of magnitude of parameters: one training epoch (one full-batch ``train_map`` step over the
@@ -19,6 +19,14 @@ A table goes to stdout, progress to stderr, and everything - with the command li
 version, thread count and a timestamp - as JSON to ``_build/benchmarks/costs_<scale>.json``, or,
 with ``--record``, to ``data/costs/costs_<scale>.json`` with its checksum in
 ``data/costs/SHA256SUMS``: the recorded measurement that chapter 7 reads its verdicts from.
+
+``--round 2`` measures the referee round instead (claims C29 and C30,
+``the_bill.run_round2``): the last-layer KFAC fit and one token epoch over several corpus sizes
+at every model size, with the lines ``a + b N`` and the bootstrap interval of ``b_fit / b_ep``;
+then, on several seeds of chapter 4's round-2 world, the answer posterior against a five-member
+ensemble, each method scored by the better of its mutual information and its 1 - max p.  It
+writes ``_build/benchmarks/round2_<scale>.json``, or with ``--record``
+``data/costs/round2_<scale>.json`` and its checksum.  Every timed block runs on one torch thread.
 """
 
 from __future__ import annotations
@@ -74,7 +82,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
                             "measurement chapter 7 reads")
     parser.add_argument("--sweep-only", action="store_true",
                         help="measure the sweep (C13) and skip C14's trainings")
+    parser.add_argument("--round", type=int, choices=(1, 2), default=1,
+                        help="1: C13 and C14 (default); 2: the referee round, C29 and C30")
     args = parser.parse_args(argv)
+    if args.round == 2 and args.sweep_only:
+        parser.error("--sweep-only belongs to round 1 (C13's sweep)")
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be a positive integer, got {args.repeats}")
     if args.seed < 0:
@@ -124,6 +136,24 @@ def print_table(results: dict) -> None:
               f"{row['compute_trainings']:5.2f} trainings ({row['compute_seconds']:.1f} s)")
 
 
+def print_round2(results: dict) -> None:
+    print(f"\nscale {results['scale']}, round 2 ({results['c29']['threads']} torch thread(s) "
+          f"in every timed block; the process: {results['threads']})")
+    print(the_bill.c29_table(results["c29"]).round(3).to_string(index=False))
+    c29 = the_bill.c29_statistics(results["c29"])
+    ratio, low, high = c29["worst_slope_ratio"]
+    print(f"C29 worst_slope_ratio = {ratio:.3f} [{low:.3f}, {high:.3f}] (at "
+          f"{c29['worst_parameters']:.0f} parameters); parameter_orders = "
+          f"{c29['parameter_orders']:.2f}, corpus_orders = {c29['corpus_orders']:.2f}")
+    for seed in results["c30"]["seeds"]:
+        print(f"C30 seed {seed['seed']}: auroc_ratio = {seed['auroc_ratio']:.3f} "
+              f"[{seed['auroc_ratio_low']:.3f}, {seed['auroc_ratio_high']:.3f}] (LA "
+              f"{seed['auroc_la']:.3f} by {seed['score_la']}, ensemble "
+              f"{seed['auroc_ensemble']:.3f} by {seed['score_ensemble']}), "
+              f"incremental_compute_ratio = {seed['incremental_compute_ratio']:.3f}, fit = "
+              f"{seed['fit_share_of_training']:.1%} of a training")
+
+
 def main(argv: list[str]) -> dict:
     args = parse(argv)
     settings = configure(from_env())
@@ -133,8 +163,11 @@ def main(argv: list[str]) -> dict:
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
-    results = the_bill.run_costs(args.scale, repeats=args.repeats, seed=args.seed, log=log,
-                                 sweep_only=args.sweep_only)
+    if args.round == 2:
+        results = the_bill.run_round2(args.scale, seed=args.seed, repeats=args.repeats, log=log)
+    else:
+        results = the_bill.run_costs(args.scale, repeats=args.repeats, seed=args.seed, log=log,
+                                     sweep_only=args.sweep_only)
     results = {"command": shlex.join(["python", "benchmarks/costs.py", *argv]),
                "timestamp": stamp, "torch": torch.__version__,
                "laplace_torch": importlib.metadata.version("laplace-torch"),
@@ -143,12 +176,15 @@ def main(argv: list[str]) -> dict:
                "python": sys.version.split()[0],
                "environment": {k: v for k, v in os.environ.items() if k.startswith("ESSAY_")},
                **results, "wall_seconds": time.perf_counter() - started}
-    print_table(results)
+    (print_round2 if args.round == 2 else print_table)(results)
     text = json.dumps(_jsonable(results), indent=2) + "\n"
-    if args.record:
+    name = f"round2_{args.scale}" if args.round == 2 else f"costs_{args.scale}"
+    if args.record and args.round == 2:
+        out = the_bill.record_round2(text, args.scale, root=ROOT)
+    elif args.record:
         out = the_bill.record_results(text, args.scale, root=ROOT, sweep_only=args.sweep_only)
     else:
-        out = args.output or ROOT / "_build" / "benchmarks" / f"costs_{args.scale}.json"
+        out = args.output or ROOT / "_build" / "benchmarks" / f"{name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
     print(f"written {out} in {results['wall_seconds']:.1f} s")

@@ -229,6 +229,18 @@ def test_every_version_agrees_with_pyproject():
     assert f"Version {version}" in (ROOT / "index.md").read_text()
 
 
+def test_the_changelog_and_the_citing_pages_carry_this_edition():
+    version = PYPROJECT["project"]["version"]
+    released = citation()["date-released"]
+    released = released if isinstance(released, str) else released.isoformat()
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    entries = re.findall(r"^## (\d+\.\d+\.\d+) - (\d{4}-\d{2}-\d{2})\b", changelog, flags=re.M)
+    assert entries and entries[0] == (version, released), \
+        f"CHANGELOG.md's newest entry {entries[:1]} is not {version} of {released}"
+    assert f"released {released}" in (ROOT / "appendix" / "citing.md").read_text()
+    assert f"Version {version}, released {released}" in (ROOT / "index.md").read_text()
+
+
 def test_the_license_agrees_with_pyproject():
     assert PYPROJECT["project"]["license"]["text"] == citation()["license"]
 

@@ -96,7 +96,9 @@ def test_the_ledger_cell_is_compared_by_nbval(ledger_cell):
 
 def test_every_registered_claim_appears_once_in_order(ledger_rows):
     registered = yaml.safe_load((ROOT / "data" / "claims.yaml").read_text())["claims"]
-    assert list(ledger_rows) == [entry["id"] for entry in registered]
+    assert sorted(ledger_rows) == sorted(entry["id"] for entry in registered)
+    # each round-1 claim, then the round-2 claims that refine it
+    assert list(ledger_rows) == ledger.reading_order(claims.load_claims())
 
 
 def test_every_ledger_row_agrees_with_its_record(ledger_rows, records):
@@ -104,14 +106,17 @@ def test_every_ledger_row_agrees_with_its_record(ledger_rows, records):
     for cid, row in ledger_rows.items():
         chapter = registered[cid].chapter
         if cid not in records:
-            assert row["Verdict"] == f"*{claims.NOT_TESTED}*", (
+            assert ledger.verdict_of_badge(row["Verdict"]) == claims.NOT_TESTED, (
                 f"{cid} has a verdict in the ledger but no record")
             assert (row["Measured"], row["Evidence"]) == ("-", f"chapter {chapter}")
             continue
         record = records[cid]
-        assert row["Verdict"] == record.verdict, (
+        assert ledger.verdict_of_badge(row["Verdict"]) == record.verdict, (
             f"{cid}: the ledger says {row['Verdict']}, its record {record.verdict}; "
             f"re-bless the verdict chapter")
+        assert row["Verdict"].startswith(ledger.badge(record.verdict))
+        if registered[cid].caveat:
+            assert registered[cid].caveat.split(":")[0] in row["Verdict"]
         assert row["Measured"] == ledger.measured_markdown(record.printed)
         assert row["Evidence"] == f"ch. {chapter}, \N{SECTION SIGN} {{ref}}`claim-{cid.lower()}`"
         assert (record.chapter, record.anchor) == (chapter, f"claim-{cid.lower()}")

@@ -14,4 +14,4 @@ A reader following a claim goes down the floors once: chapter -> experiments -> 
 :func:`bayes_at_scale.book.claims.report` -> record -> ledger.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

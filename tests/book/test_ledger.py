@@ -140,7 +140,7 @@ def test_ledger(all_claims):
     records = {cid: _record(all_claims, cid, seeds=2) for cid in ("C1", "C7", "C14")}
     table = ledger.ledger(records, all_claims)
     assert list(table.columns) == list(ledger.COLUMNS)
-    assert list(table["id"]) == list(all_claims)
+    assert list(table["id"]) == ledger.reading_order(all_claims)
     row = table.set_index("id")
     for cid, record in records.items():
         assert row.loc[cid, "verdict"] == record.verdict
@@ -197,17 +197,18 @@ def test_ledger_markdown(all_claims):
     assert _cells(rows[0]) == list(ledger.LEDGER_HEADER)
     assert rows[1] == "| --- | --- | --- | --- | --- | --- |"
     assert all(len(_cells(r)) == len(ledger.LEDGER_HEADER) for r in rows)
-    c12 = dict(zip(ledger.LEDGER_HEADER, _cells(rows[2 + list(all_claims).index("C12")])))
+    order = ledger.reading_order(all_claims)
+    c12 = dict(zip(ledger.LEDGER_HEADER, _cells(rows[2 + order.index("C12")])))
     assert c12["Verdict"] == f"*{claims.NOT_TESTED}* *({all_claims['C12'].caveat})*"
-    c7 = dict(zip(ledger.LEDGER_HEADER, _cells(rows[2 + list(all_claims).index("C7")])))
+    c7 = dict(zip(ledger.LEDGER_HEADER, _cells(rows[2 + order.index("C7")])))
     assert c7["Claim"].startswith("**C7** A calibrated model")
     # the rule's absolute-value bars are escaped, not column separators
     assert c7["Rule"].startswith(r"hallucination rate(LA) \>= 0.8 x monofact rate and \|")
     assert c7["Measured"] == "`hallucination_over_monofact` = 0.12; `hallucination_gap` = 0.123"
-    assert c7["Verdict"] == records["C7"].verdict
+    assert c7["Verdict"] == ledger.badge(records["C7"].verdict)
     assert c7["Source"] == "{cite:t}`kalai2024calibrated`"
     assert c7["Evidence"] == "ch. 4, \N{SECTION SIGN} {ref}`claim-c7`"
-    c5 = dict(zip(ledger.LEDGER_HEADER, _cells(rows[2 + list(all_claims).index("C5")])))
+    c5 = dict(zip(ledger.LEDGER_HEADER, _cells(rows[2 + order.index("C5")])))
     assert r"KL(LA \|\| MAP)" in c5["Rule"] and r"g(N\_max)" in c5["Rule"]
     c1 = dict(zip(ledger.LEDGER_HEADER, _cells(rows[2])))
     assert (c1["Measured"], c1["Verdict"], c1["Evidence"]) == ("-", "*not yet tested*",
@@ -237,6 +238,50 @@ def test_the_ledger_shows_both_rounds():
     assert row.loc["C15", "refines"] == "C1" and row.loc["C1", "refines"] == ""
     text = ledger.ledger_markdown(table)
     c15 = next(line for line in text.splitlines() if line.startswith("| **C15**"))
-    assert "*(round 2; refines C1)*" in c15
+    assert f"*(round 2; refines C1: {registered['C15'].why})*" in c15
+    c20 = next(line for line in text.splitlines() if line.startswith("| **C20**"))
+    assert f"*(round 2: {registered['C20'].why})*" in c20
     c1 = next(line for line in text.splitlines() if line.startswith("| **C1**"))
     assert "round" not in c1
+
+
+def test_reading_order_puts_each_refinement_after_what_it_refines(all_claims):
+    order = ledger.reading_order(all_claims)
+    assert sorted(order) == sorted(all_claims) and len(set(order)) == len(order)
+    for cid, c in all_claims.items():
+        if c.refines:
+            assert order.index(cid) > order.index(c.refines)
+            between = order[order.index(c.refines) + 1:order.index(cid)]
+            assert all(all_claims[b].refines == c.refines for b in between)
+    assert order[:4] == ["C1", "C15", "C2", "C16"]
+    # a new round-2 claim follows the last claim of its chapter
+    chapter_3 = [cid for cid in order if all_claims[cid].chapter == 3]
+    assert chapter_3[-1] == "C20" and order.index("C20") == order.index(chapter_3[-2]) + 1
+
+
+@pytest.mark.parametrize("verdict", ["SUPPORTED", "REFUTED", "INCONCLUSIVE"])
+def test_badges_carry_the_word_and_a_symbol(verdict):
+    text = ledger.badge(verdict)
+    colour, symbol = ledger.BADGES[verdict]
+    assert text == f"{{bdg-{colour}}}`{symbol} {verdict}`"
+    assert ledger.verdict_of_badge(text + " *(a caveat)*") == verdict
+    assert len({c for c, _ in ledger.BADGES.values()}) == 3   # one colour per verdict
+    assert ledger.badge(claims.NOT_TESTED) == f"*{claims.NOT_TESTED}*"
+
+
+def test_tiles_put_refinements_under_what_they_refine(all_claims):
+    table = ledger.ledger({}, all_claims)
+    tiles = ledger.tiles(table).set_index("id")
+    assert len(tiles) == len(all_claims)
+    for cid, c in all_claims.items():
+        assert tiles.loc[cid, "group"] == ledger.STEPS[c.chapter]
+        if c.refines:
+            assert tiles.loc[cid, "column"] == tiles.loc[c.refines, "column"]
+            assert tiles.loc[cid, "round"] > tiles.loc[c.refines, "round"]
+    # a new round-2 claim has a column of its own in its step
+    c26 = tiles.loc["C26"]
+    assert c26["round"] == 2 and not ((tiles["group"] == c26["group"])
+                                      & (tiles["column"] == c26["column"])
+                                      & (tiles["round"] == 1)).any()
+    with pytest.raises(ValueError, match=r"no step of the blog's argument for chapter"):
+        ledger.tiles(table.assign(chapter=99))

@@ -768,3 +768,24 @@ def test_reliability_checks_its_input(bins_frame):
     with pytest.raises(ValueError, match=r"cannot plot an empty data frame"):
         plots.reliability(bins_frame.iloc[:0], "confidence", "accuracy", weight="share")
     assert plt.get_fignums() == []
+
+
+def test_verdict_tiles_one_tile_per_claim_with_its_symbol():
+    df = pd.DataFrame({"group": ["a", "a", "a", "b"], "column": [0, 0, 1, 0],
+                       "round": [1, 2, 2, 1], "id": ["C1", "C3", "C4", "C2"],
+                       "verdict": ["SUPPORTED", "REFUTED", "not yet tested", "INCONCLUSIVE"]})
+    fig = plots.verdict_tiles(df, title="at a glance")
+    ax = fig.axes[0]
+    tiles = [p for p in ax.patches if isinstance(p, matplotlib.patches.FancyBboxPatch)]
+    assert len(tiles) == 4
+    faces = sorted(matplotlib.colors.to_hex(p.get_facecolor()) for p in tiles)
+    expected = [plots.VERDICT_STYLE[v][0].lower() for v in ("SUPPORTED", "REFUTED",
+                                                             "INCONCLUSIVE")] + ["#ffffff"]
+    assert faces == sorted(expected)
+    texts = {t.get_text() for t in ax.texts}
+    assert {"C1\n\N{CHECK MARK}", "C3\n\N{BALLOT X}", "C2\n?", "a", "b", "round 1",
+            "round 2"} <= texts
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["\N{CHECK MARK} SUPPORTED", "\N{BALLOT X} REFUTED", "? INCONCLUSIVE",
+                      "\N{EM DASH} not yet tested"]
+    assert ax.get_title() == "at a glance"

@@ -102,6 +102,83 @@ def test_epoch_ratios_by_hand():
     assert "fit_seconds_all_epochs" not in row and "parameters_epochs" not in row
 
 
+# --- round 2: the fit and the token epoch against the corpus size (C29) ---------------------
+
+
+def test_fit_and_token_epoch_times_both_and_leaves_the_model_alone(corpus):
+    contexts, counts, _ = corpus
+    prompts, targets = count_loader(contexts, counts).dataset.tensors
+    model = _lm(corpus)
+    before = [p.detach().clone() for p in model.parameters()]
+    fit, epoch = profiling.fit_and_token_epoch(model, prompts[:300], targets[:300], KRON,
+                                               epoch_steps=1)
+    assert fit > 0 and epoch > 0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    with pytest.raises(ValueError, match="one row per token"):
+        profiling.fit_and_token_epoch(model, prompts[:300], targets[:299], KRON, epoch_steps=1)
+
+
+def test_fit_line_by_hand():
+    n = [1_000, 2_000, 4_000, 8_000]
+    a, b = profiling.fit_line(n, [0.5 + 2e-4 * x for x in n])
+    assert a == pytest.approx(0.5) and b == pytest.approx(2e-4)
+    with pytest.raises(ValueError, match="two distinct corpus sizes"):
+        profiling.fit_line([5, 5], [1.0, 2.0])
+    with pytest.raises(ValueError, match="same length"):
+        profiling.fit_line([1, 2, 3], [1.0, 2.0])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        profiling.fit_line([1, 2], [1.0, np.nan])
+
+
+N = np.array([1_000, 2_000, 4_000, 8_000, 16_000])
+
+
+def _repeats(a, b, noise, seed=0, repeats=5):
+    """(sizes, repeats) timings a + b N with positive multiplicative noise."""
+    rng = np.random.default_rng(seed)
+    return (a + b * N)[:, None] * (1 + noise * rng.random((len(N), repeats)))
+
+
+def test_slope_ratio_uses_the_medians_and_separates_overhead_from_price():
+    # a fit that is mostly overhead but cheap per token, against an epoch without overhead
+    fit = _repeats(2.0, 1e-5, 0.0)
+    epoch = _repeats(0.0, 4e-5, 0.0)
+    fit[2, 0] = 1e3  # one repeat hit by a burst of load: the median ignores it
+    lines = profiling.slope_ratio(N, fit, epoch)
+    assert lines["a_fit"] == pytest.approx(2.0) and lines["b_fit"] == pytest.approx(1e-5)
+    assert lines["a_ep"] == pytest.approx(0.0, abs=1e-9)
+    assert lines["slope_ratio"] == pytest.approx(0.25)
+    # at the smallest corpus the fit costs 50 epochs, yet per token a quarter of one
+    assert fit[0, 1] / epoch[0, 1] > 40
+    with pytest.raises(ValueError, match="does not grow with the corpus"):
+        profiling.slope_ratio(N, fit, _repeats(1.0, -1e-6, 0.0))
+    with pytest.raises(ValueError, match="corpus sizes, repeats"):
+        profiling.slope_ratio(N, fit[:3], epoch)
+    with pytest.raises(ValueError, match="positive finite"):
+        profiling.slope_ratio(N, -fit, epoch)
+
+
+def test_slope_ratio_interval_resamples_the_repeats():
+    fit, epoch = _repeats(0.1, 3e-5, 0.0), _repeats(0.05, 1e-5, 0.0)
+    # noise-free repeats: every resample is the data, so the interval is the point
+    assert profiling.slope_ratio_interval(N, fit, epoch, seed=0, n_resamples=50) == \
+        pytest.approx((3.0, 3.0, 3.0))
+    noisy_fit, noisy_epoch = _repeats(0.1, 3e-5, 0.5, seed=1), _repeats(0.05, 1e-5, 0.5, seed=2)
+    ratio, low, high = profiling.slope_ratio_interval(N, noisy_fit, noisy_epoch, seed=3,
+                                                      n_resamples=300)
+    assert low < ratio < high and 1 < low  # the fit clearly costs more per token
+    assert profiling.slope_ratio_interval(N, noisy_fit, noisy_epoch, seed=3,
+                                          n_resamples=300) == (ratio, low, high)
+    wider = profiling.slope_ratio_interval(N, _repeats(0.1, 3e-5, 2.0, seed=1),
+                                           _repeats(0.05, 1e-5, 2.0, seed=2), seed=3,
+                                           n_resamples=300)
+    assert wider[2] - wider[1] > high - low
+    with pytest.raises(ValueError, match="same shape"):
+        profiling.slope_ratio_interval(N, fit[:, :3], epoch, seed=0)
+    with pytest.raises(ValueError, match="confidence"):
+        profiling.slope_ratio_interval(N, fit, epoch, seed=0, confidence=1.5)
+
+
 # --- one flavour, one size ------------------------------------------------------------------
 
 

@@ -317,8 +317,26 @@ def test_ensemble_scores_penalise_disagreement():
 
 # --- round 2: C28 ---------------------------------------------------------------------------
 
-# one budget: in a world this small the grade is exhausted before much larger KLs are reached
-TINY_BUDGETS = alignment.BudgetConfig(budgets=(0.05,), steps=150, lr=3e-3, n_queries=400)
+# A tiny world of ambiguous questions: 120 entities share 9 names, each mentioned thousands of
+# times.  A policy that always gave each name's most rewarded value would sit about 0.9 to 1.2
+# nats per query from the pretrained model (seeds 0 and 1), so budgets of 0.05 and 0.2 nats are
+# well within reach, and 5 nats is not.
+TINY_AMBIGUOUS = Recipe(
+    corpus=dict(n_entities=120, n_name_parts=3, name_length=2, n_values=4, n_mentions=20_000,
+                zipf_exponent=0.7, unknown_share=0.3, shared_names=True),
+    model=dict(d_model=16, n_heads=2, n_layers=1),
+    training=dict(steps=100, lr=2e-2, progress=False))
+TINY_BUDGETS = alignment.BudgetConfig(budgets=(0.05, 0.2), steps=200, lr=3e-3, n_queries=1000)
+
+
+@pytest.fixture(scope="module")
+def ambiguous_model():
+    return alignment.pretrained_fact_model(TINY_AMBIGUOUS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def c28_rep(ambiguous_model):
+    return alignment.run_c28(*ambiguous_model, TINY_BUDGETS, seed=0)
 
 
 def test_temperature_scaling_lowers_held_out_ece():
@@ -353,43 +371,98 @@ def test_tempered_model_and_answer_kl(fact_model):
     np.testing.assert_allclose(kl, expected, rtol=1e-3, atol=1e-6)
 
 
-def test_role_queries_are_about_disjoint_entities(fact_model):
-    world, _ = fact_model
-    roles = alignment.role_queries(world, 500, seed=3)
-    assert tuple(roles) == alignment.QUERY_ROLES and all(len(q) == 500 for q in roles.values())
-    sets = [set(q.tolist()) for q in roles.values()]
-    assert not (sets[0] & sets[1]) and not (sets[0] & sets[2]) and not (sets[1] & sets[2])
-    again = alignment.role_queries(world, 500, seed=3)
+def test_role_queries_are_independent_draws(ambiguous_model):
+    world, _ = ambiguous_model
+    roles = alignment.role_queries(world, 3000, seed=3)
+    assert tuple(roles) == alignment.QUERY_ROLES and all(len(q) == 3000 for q in roles.values())
+    assert not np.array_equal(roles["calibration"], roles["evaluation"])
+    again = alignment.role_queries(world, 3000, seed=3)
     assert all(np.array_equal(roles[r], again[r]) for r in roles)
+    # each role is a sample of the mention distribution
+    popularity = world.entities["popularity"].to_numpy()
+    top = np.argsort(popularity)[-5:]
+    for q in roles.values():
+        share = np.bincount(q, minlength=world.n_entities)[top] / q.size
+        np.testing.assert_allclose(share, popularity[top], atol=0.03)
 
 
-@pytest.mark.slow
-def test_fine_tuning_meets_each_kl_budget(fact_model):
-    world, model = fact_model
-    rep = alignment.run_c28(world, model, TINY_BUDGETS, seed=0)
+def test_question_weights_group_queries_by_name(ambiguous_model):
+    world, _ = ambiguous_model
+    queries = world.sample_queries(500, seed=1)
+    asked, weights, which = alignment.question_weights(world, queries)
+    names = world.names
+    assert len({tuple(n) for n in names[asked].tolist()}) == asked.size   # one per name
+    np.testing.assert_array_equal(names[asked][which], names[queries])
+    assert weights.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(weights, np.bincount(which) / 500)
+
+
+def test_c28_needs_shared_names(fact_model):
+    with pytest.raises(ValueError, match="share names"):
+        alignment.run_c28(*fact_model, TINY_BUDGETS, seed=0)
+
+
+def test_certainty_kl_by_hand():
+    probs = np.array([[0.5, 0.25, 0.25], [0.1, 0.2, 0.7]])      # "unknown" last
+    ev = AnswerEvaluation(entities=np.arange(2), probs=probs, labels=np.array([0, 2]), ece=0.0,
+                          unknown_rate=0.5, p_unknown=0.475, accuracy=1.0, confidence=0.6,
+                          hallucination=0.0, graded_score=1.0)
+    # certainty on value 0 for the first question, on value 1 (not "unknown") for the second
+    assert alignment.certainty_kl(ev) == pytest.approx(-(np.log(0.5) + np.log(0.2)) / 2)
+
+
+def test_the_beta_schedule_falls_geometrically():
+    config = alignment.BudgetConfig(steps=5, beta=1.0, beta_final=1e-4)
+    betas = [config.beta_at(s) for s in range(5)]
+    np.testing.assert_allclose(betas, [1.0, 1e-1, 1e-2, 1e-3, 1e-4])
+
+
+def test_fine_tuning_meets_each_kl_budget(c28_rep):
+    rep = c28_rep
+    precision = TINY_BUDGETS.tolerance / 100
     for budget, kl in rep.kl.items():
-        assert abs(kl - budget) <= TINY_BUDGETS.tolerance * budget, (budget, kl)
-    assert rep.temperature > 0 and rep.before.ece <= rep.raw.ece + 1e-9
+        assert abs(kl - budget) <= precision * budget, (budget, kl)
     history = rep.history
-    assert (history.groupby("budget")["reward"].last().to_numpy()
-            >= history["reward"].iloc[0] - 1e-6).all()
-    stats = alignment.c28_statistics(rep, budget=0.05)
-    assert stats["budget_met"] == 1.0
+    reached = history[history["reached"]]
+    assert list(reached["budget"]) == list(TINY_BUDGETS.budgets)
+    steps = history[~history["reached"]]
+    # the smaller budget is met on the way to the larger one, and the grade rose on the way
+    assert reached["step"].is_monotonic_increasing and steps["step"].iloc[-1] < TINY_BUDGETS.steps
+    assert steps["reward"].iloc[-1] > steps["reward"].iloc[0]
+    assert rep.temperature > 0 and rep.before.unknown_rate > 0
+    stats = alignment.c28_statistics(rep, budget=0.2)
+    assert stats["budget_met"] == 1.0 and stats["kl"] == pytest.approx(0.2, rel=precision)
     assert stats["premise_met"] == float(rep.before.ece <= alignment.C28_ECE)
-    assert stats["ece_ratio"] == pytest.approx(rep.after[0.05].ece / rep.before.ece)
-    # a budget missed is an unmet premise, never a verdict
-    short = dataclasses.replace(rep, kl={0.05: 0.03})
-    assert alignment.c28_statistics(short, budget=0.05)["premise_met"] == 0.0
+    assert stats["ece_ratio"] == pytest.approx(rep.after[0.2].ece / rep.before.ece)
+    assert stats["unknown_rate_drop"] == pytest.approx(
+        1 - rep.after[0.2].unknown_rate / rep.before.unknown_rate)
     with pytest.raises(KeyError, match="budget"):
         alignment.c28_statistics(rep, budget=1.0)
     table = alignment.budget_table(rep)
     assert list(table["kl"]) == [0.0, *rep.kl.values()]
 
 
+def test_a_budget_out_of_reach_is_reported_missed(ambiguous_model):
+    world, model = ambiguous_model
+    config = dataclasses.replace(TINY_BUDGETS, budgets=(0.05, 5.0), steps=60)
+    rep = alignment.run_c28(world, model, config, seed=0)
+    assert rep.kl[0.05] == pytest.approx(0.05, rel=config.tolerance / 100)
+    assert rep.kl[5.0] < 5.0 * (1 - config.tolerance)       # the last policy, short of 5 nats
+    stats = alignment.c28_statistics(rep, budget=5.0)
+    # the premise is about calibration only; the missed budget is reported beside it
+    assert stats["budget_met"] == 0.0
+    assert stats["premise_met"] == float(rep.before.ece <= alignment.C28_ECE)
+    history = rep.history
+    assert list(history.loc[history["reached"], "budget"]) == [0.05]
+    assert history["step"].max() == config.steps
+
+
 @pytest.mark.parametrize("call, pattern", [
     (lambda: alignment.BudgetConfig(budgets=(0.2, 0.05)), "increase"),
     (lambda: alignment.BudgetConfig(budgets=()), "budgets"),
     (lambda: alignment.BudgetConfig(tolerance=0.0), "tolerance"),
+    (lambda: alignment.BudgetConfig(beta=0.1, beta_final=1.0), "beta_final"),
+    (lambda: alignment.BudgetConfig(steps=1), "steps"),
     (lambda: alignment.TurnoverRecipe(n_members=1), "n_members"),
     (lambda: alignment.TurnoverRecipe(ks=(-1.0,)), "k"),
     (lambda: alignment.fit_temperature(np.zeros((4, 3)), np.array([0, 1, 2, 3])), "labels"),

@@ -596,3 +596,222 @@ def test_c14_statistics_by_hand():
         the_bill.c14_statistics(0.7, 0.8, "2", 1.0)
 
 
+
+
+# === round 2: C29 and C30 ====================================================================
+
+
+def test_round2_scales_check_their_settings():
+    tiny = the_bill.ROUND2_RECIPES["tiny"]
+    assert the_bill.round2_scale("tiny") is tiny and the_bill.round2_scale(tiny) is tiny
+    quick = the_bill.ROUND2_RECIPES["quick"]
+    assert quick.c30_seeds >= 3 and quick.c30_samples >= 200 and quick.c30_queries >= 20_000
+    assert quick.ensemble_size == 5 and quick.c30_flavours[0] == "last_layer"
+    for corpora in quick.corpus_sizes:  # what C29's rule asks of every model size
+        assert len(corpora) >= 4 and max(corpora) / min(corpora) >= 10
+    with pytest.raises(ValueError, match="unknown round-2 cost scale 'huge'"):
+        the_bill.round2_scale("huge")
+    with pytest.raises(ValueError, match="one tuple of corpus sizes per model size"):
+        replace(tiny, corpus_sizes=tiny.corpus_sizes[:1])
+    with pytest.raises(ValueError, match="at least two distinct"):
+        replace(tiny, corpus_sizes=((100, 100), (100, 200)))
+    with pytest.raises(ValueError, match="must be answer-posterior flavours"):
+        replace(tiny, c30_flavours=("last_layer_kron",))
+    with pytest.raises(ValueError, match="at least 2 members"):
+        replace(tiny, ensemble_size=1)
+
+
+def _c29_size(parameters, corpora, ratio, low, high):
+    return {"parameters": parameters, "corpus_sizes": list(corpora), "slope_ratio": ratio,
+            "slope_ratio_low": low, "slope_ratio_high": high}
+
+
+def test_c29_statistics_by_hand():
+    c29 = {"sizes": [_c29_size(1_000, (1, 2, 4, 8, 16), 3.0, 2.5, 3.5),
+                     _c29_size(100_000, (10, 20, 40, 100), 0.5, 0.1, 4.0),
+                     _c29_size(400_000, (10, 100), 0.2, 0.1, 0.3)]}
+    stats = the_bill.c29_statistics(c29)
+    assert stats["parameter_orders"] == pytest.approx(np.log10(400))
+    assert stats["corpus_sizes"] == 2 and stats["corpus_orders"] == pytest.approx(1.0)
+    # the size whose upper bound is largest, not the one with the largest ratio
+    assert stats["worst_slope_ratio"] == (0.5, 0.1, 4.0) and stats["worst_parameters"] == 1e5
+    line = claims.verdict_line(claims.load_claims()["C29"], [stats])
+    # round 2: an interval straddling 1 leaves the measurement undecided, whatever else fails
+    assert line.startswith("CLAIM C29: INCONCLUSIVE")
+    clear = the_bill.c29_statistics({"sizes": c29["sizes"][:1] + c29["sizes"][2:]})
+    assert claims.verdict_line(claims.load_claims()["C29"], [clear]).startswith(
+        "CLAIM C29: REFUTED")  # only 2 corpus sizes at one model size; 3 x the epoch at another
+    with pytest.raises(ValueError, match="no model sizes"):
+        the_bill.c29_statistics({"sizes": []})
+
+
+def test_run_c29_times_every_size_and_corpus():
+    scale = the_bill.round2_scale("tiny")
+    c29 = the_bill.run_c29(scale, seed=0, repeats=2, corpora=3)
+    assert [(r["d_model"], r["n_layers"]) for r in c29["sizes"]] == list(scale.sizes)
+    for row, corpora in zip(c29["sizes"], scale.corpus_sizes):
+        assert row["corpus_sizes"] == sorted(corpora)[:3]
+        assert np.array(row["fit_seconds"]).shape == (3, 2)
+        assert (np.array(row["token_epoch_seconds"]) > 0).all()
+        again = profiling.slope_ratio(row["corpus_sizes"], row["fit_seconds"],
+                                      row["token_epoch_seconds"])
+        assert row["slope_ratio"] == pytest.approx(again["slope_ratio"])
+        assert row["slope_ratio_low"] <= row["slope_ratio_high"]
+    assert c29["threads"] == 1 and c29["flavour"] == "last_layer_kron"
+    points = the_bill.c29_points(c29)
+    assert set(points["line"]) == {"Laplace fit, measured", "Laplace fit: a + b N",
+                                   "token epoch, measured", "token epoch: a + b N"}
+    assert len(points) == len(scale.sizes) * 2 * 3 * (2 + 1)
+    assert len(the_bill.c29_table(c29)) == len(scale.sizes)
+    with pytest.raises(ValueError, match="at least 2 corpus sizes"):
+        the_bill.run_c29(scale, corpora=1)
+
+
+def test_token_corpus_is_a_seeded_shuffle_of_the_whole_corpus():
+    scale = the_bill.round2_scale("tiny")
+    prompts, targets = the_bill.token_corpus(scale, seed=0)
+    again, _ = the_bill.token_corpus(scale, seed=0)
+    assert torch.equal(prompts, again) and len(targets) >= scale.largest_corpus
+    world = the_bill.make_fact_world(**scale.world, seed=0)
+    assert len(targets) == int(world.next_token_counts()[1].sum())
+    with pytest.raises(ValueError, match="raise its n_mentions"):
+        the_bill.token_corpus(replace(scale, world=dict(scale.world, n_mentions=100)), seed=0)
+
+
+def test_method_detection_chooses_the_score_on_the_selection_half_only():
+    world = the_bill.make_fact_world(**the_bill.ROUND2_RECIPES["tiny"].c30_recipe.corpus,
+                                     seed=0)
+    n, a = world.n_entities, len(world.answer_tokens)
+    truth_column = {int(t): i for i, t in enumerate(world.answer_tokens)}
+    rng = np.random.default_rng(0)
+    wrong_entity = rng.random(n) < 0.4
+    probs = np.full((n, a), 0.1 / (a - 1))
+    for e in range(n):  # the answer is the truth, except for the "wrong" entities: a false value
+        column = truth_column[int(world.truth[e])]
+        probs[e, (0 if column != 0 else 1) if wrong_entity[e] else column] = 0.9
+    queries = np.arange(n)
+    selection = np.arange(n) % 2 == 0
+    # the mutual information flags the wrong answers on the selection half, and is reversed on
+    # the other: it is chosen on the first and scores worse than chance on the second
+    mi = np.where(selection, wrong_entity, ~wrong_entity).astype(float)
+    row = the_bill.method_detection(world, queries, selection, probs, mi)
+    assert row["score"] == "mutual information"
+    assert row["auroc"] == pytest.approx(0.0) and row["auroc_mi"] == row["auroc"]
+    assert row["auroc_confidence"] == pytest.approx(0.5)  # a constant top probability
+    assert row["wrong_rate"] == pytest.approx(wrong_entity[~selection].mean())
+    point = the_bill.method_detection(world, queries, selection, probs, None)
+    assert point["score"] == "1 - max p" and "auroc_mi" not in point
+
+
+@pytest.fixture(scope="module")
+def tiny_c30():
+    return the_bill.run_c30("tiny", seeds=[0, 1])
+
+
+def test_run_c30_scores_every_method_and_counts_the_extra_members(tiny_c30):
+    scale = the_bill.round2_scale("tiny")
+    assert [s["seed"] for s in tiny_c30["seeds"]] == [0, 1]
+    for seed in tiny_c30["seeds"]:
+        names = [m["method"] for m in seed["methods"]]
+        assert names == ["MAP", *(f"LA {f}" for f in scale.c30_flavours),
+                         *(f"ensemble x{k}" for k in range(2, scale.ensemble_size + 1))]
+        for m in seed["methods"]:
+            assert m["score"] in the_bill.SCORES and 0 <= m["auroc"] <= 1
+            assert m["auroc"] == (m["auroc_mi"] if m["score"] == "mutual information"
+                                  else m["auroc_confidence"])
+        one = seed["one_training_seconds"]
+        assert one == pytest.approx(float(np.median(seed["train_seconds"])))
+        extra = (scale.ensemble_size - 1) * one + sum(seed["predict_seconds"][1:])
+        assert seed["extra_members_seconds"] == pytest.approx(extra)
+        own = seed["laplace"]["last_layer"]
+        assert seed["incremental_compute_ratio"] == pytest.approx(
+            (own["fit_seconds"] + own["predict_seconds"]) / extra)
+        full = seed["methods"][-1]
+        assert full["compute_trainings"] >= scale.ensemble_size
+        assert seed["auroc_ensemble"] == full["auroc"]
+        assert seed["auroc_ratio"] == pytest.approx(seed["auroc_la"] / seed["auroc_ensemble"])
+    per_seed, pooled = the_bill.c30_claim_statistics(tiny_c30)
+    assert pooled == {"seeds": 2.0} and len(per_seed) == 2
+    assert set(per_seed[0]) == {"auroc_ratio", "incremental_compute_ratio"}
+    line = claims.verdict_line(claims.load_claims()["C30"], per_seed, pooled)
+    assert "seeds = 2," in line and line.startswith("CLAIM C30: REFUTED")  # fewer than 3 seeds
+    front = the_bill.c30_frontier(tiny_c30)
+    assert list(front["method"]) == [m["method"] for m in tiny_c30["seeds"][0]["methods"]]
+    table = the_bill.c30_methods(tiny_c30)
+    assert front.set_index("method")["auroc"].to_dict() == pytest.approx(
+        table.groupby("method")["auroc"].mean().to_dict())
+
+
+def test_run_c30_is_reproducible_from_its_seed(tiny_c30):
+    again = the_bill.run_c30("tiny", seeds=[1])["seeds"][0]
+    first = tiny_c30["seeds"][1]
+    for key in ("auroc_la", "auroc_ensemble", "auroc_ratio_low", "auroc_ratio_high",
+                "score_la", "score_ensemble"):
+        assert again[key] == first[key], key
+    assert (first["auroc_la"], first["auroc_ensemble"]) != (tiny_c30["seeds"][0]["auroc_la"],
+                                                             tiny_c30["seeds"][0]["auroc_ensemble"])
+
+
+def test_c30_live_costs_count_the_extra_members_as_the_first():
+    live = the_bill.c30_live_costs("tiny", seed=0)
+    extra = (the_bill.ROUND2_RECIPES["tiny"].ensemble_size - 1) * (
+        live["one_training_seconds"] + live["member_predict_seconds"])
+    assert live["incremental_compute_ratio"] == pytest.approx(
+        (live["fit_seconds"] + live["predict_seconds"]) / extra)
+    assert live["fit_share_of_training"] == pytest.approx(
+        live["fit_seconds"] / live["one_training_seconds"])
+
+
+def test_c30_statistics_by_hand_and_bad_input():
+    seed = {"auroc_la": 0.9, "auroc_ensemble": 0.95, "auroc_ratio": 0.9 / 0.95,
+            "auroc_ratio_low": 0.9, "auroc_ratio_high": 0.99, "incremental_compute_ratio": 0.1}
+    assert the_bill.c30_statistics(seed) == {"auroc_ratio": (0.9 / 0.95, 0.9, 0.99),
+                                             "incremental_compute_ratio": 0.1}
+    with pytest.raises(ValueError, match=r"auroc_la must lie in \(0, 1\]"):
+        the_bill.c30_statistics({**seed, "auroc_la": 1.2})
+    with pytest.raises(ValueError, match="incremental_compute_ratio must be a positive"):
+        the_bill.c30_statistics({**seed, "incremental_compute_ratio": 0.0})
+
+
+def test_round2_record_round_trip_and_refusals(tmp_path):
+    text = json.dumps({"scale": "tiny", "round": 2, "c29": {}, "c30": {}})
+    path = the_bill.record_round2(text, "tiny", root=tmp_path)
+    assert path.name == "round2_tiny.json"
+    assert the_bill.load_round2("tiny", root=tmp_path)["round"] == 2
+    with pytest.raises(FileNotFoundError, match="--round 2 --scale quick --record"):
+        the_bill.load_round2("quick", root=tmp_path)
+    the_bill.record_round2(json.dumps({"scale": "quick", "round": 2}), "tiny", root=tmp_path)
+    with pytest.raises(ValueError, match="not round 2 at 'tiny'"):
+        the_bill.load_round2("tiny", root=tmp_path)
+    path.write_text(text)  # changed after it was recorded
+    with pytest.raises(ValueError, match="does not match its checksum"):
+        the_bill.load_round2("tiny", root=tmp_path)
+
+
+def test_command_round2_rejects_the_sweep_only_flag(capsys):
+    costs = _command()
+    with pytest.raises(SystemExit):
+        costs.parse(["--round", "2", "--sweep-only"])
+    assert "--sweep-only belongs to round 1" in capsys.readouterr().err
+
+
+def test_committed_round2_measurement_loads_and_its_statistics_hold():
+    results = the_bill.load_round2("quick")
+    scale = the_bill.round2_scale("quick")
+    assert results["command"] == "python benchmarks/costs.py --round 2 --scale quick --record"
+    c29 = results["c29"]
+    assert [(r["d_model"], r["n_layers"]) for r in c29["sizes"]] == list(scale.sizes)
+    stats = the_bill.c29_statistics(c29)
+    assert [stats[k] for k in ("parameter_orders", "corpus_sizes", "corpus_orders")] == \
+        pytest.approx([results["c29_statistics"][k] for k in ("parameter_orders",
+                                                              "corpus_sizes", "corpus_orders")])
+    assert stats["parameter_orders"] >= 2 and stats["corpus_sizes"] >= 4
+    assert stats["corpus_orders"] >= 1
+    for row in c29["sizes"]:
+        again = profiling.slope_ratio(row["corpus_sizes"], row["fit_seconds"],
+                                      row["token_epoch_seconds"])
+        assert row["slope_ratio"] == pytest.approx(again["slope_ratio"], rel=1e-9)
+    per_seed, pooled = the_bill.c30_claim_statistics(results["c30"])
+    assert pooled["seeds"] >= 3 and len(per_seed) == scale.c30_seeds
+    for seed in results["c30"]["seeds"]:
+        assert seed["queries"] == scale.c30_queries and seed["n_samples"] >= 200

@@ -264,7 +264,9 @@ def test_monofact_rate_estimates_the_missing_mass(seed):
 def test_recipes_make_a_substantial_monofact_rate(scale):
     w = facts.fact_world(FACT_RECIPES[scale], seed=0)
     recipe = FACT_RECIPES[scale]
-    assert set(recipe.corpus) == set(inspect.signature(make_fact_world).parameters) - {"seed"}
+    # every option named, but round 2's shared names, which round 1's recipes leave off
+    options = set(inspect.signature(make_fact_world).parameters) - {"seed", "shared_names"}
+    assert set(recipe.corpus) == options
     assert 0.1 <= w.monofact_rate <= 0.4
     s = w.summary()
     assert s["unseen"] > 0.2 * s["entities"] and s["seen_once"] > 0.1 * s["entities"]
@@ -340,6 +342,7 @@ def test_sample_queries_bad_input(kwargs, pattern):
     (dict(misinformation_repeats=-2), ValueError, r"misinformation_repeats must be an integer"),
     (dict(n_entities=126), ValueError,
      r"n_entities \(126\) exceeds the n_name_parts \*\* name_length = 5\*\*3 = 125"),
+    (dict(shared_names=1), TypeError, r"shared_names must be a bool, got int"),
     (dict(seed=-1), ValueError, r"seed must be an integer >= 0, got -1"),
     (dict(seed=None), ValueError, r"seed must be an integer >= 0, got None"),
 ])
@@ -604,3 +607,61 @@ def test_round2_quick_world(seed):
     assert e["misinformation"].sum() >= 20 and (e.loc[e["misinformation"], "n"] > 0).all()
     assert 0.1 <= w.true_fact_monofact_rate <= 0.3
     checks.check_next_token_counts(*w.next_token_counts(), w.vocab_size)
+
+
+# --- round 2: shared names (claim C28) ------------------------------------------------------
+
+SHARED = SMALL | dict(n_entities=200, n_name_parts=3, name_length=2, n_mentions=2000,
+                      shared_names=True)
+
+
+def test_shared_names_repeat_and_may_outnumber_the_name_space():
+    w = make_fact_world(**SHARED, seed=0)
+    assert w.n_entities == 200 > 3**2
+    assert w.n_names == len({tuple(n) for n in w.names.tolist()}) <= 9
+    assert w.names.min() >= 0 and w.names.max() < 3
+    # distinct-name worlds are as they were: one name per entity
+    distinct = make_fact_world(**SMALL, seed=0)
+    assert distinct.n_names == distinct.n_entities
+    pd.testing.assert_frame_equal(distinct.entities,
+                                  make_fact_world(**SMALL, shared_names=False, seed=0).entities)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_next_token_counts_merge_shared_names(seed):
+    w = make_fact_world(**SHARED, seed=seed)
+    prompts, counts = w.next_token_counts()
+    checks.check_next_token_counts(prompts, counts, w.vocab_size)
+    seen = w.seen()
+    names = [tuple(n) for n in w.names[seen].tolist()]
+    # one row per distinct name that was mentioned, in the order of first mention
+    expected_order = list(dict.fromkeys(names))
+    assert [tuple(p) for p in (prompts[:, 1:] - 1).tolist()] == expected_order
+    assert counts.sum().item() == w.n_mentions
+    # each row is the sum of its entities' answers: truth counts plus misinformation
+    e = w.entities.iloc[seen]
+    for row, name in enumerate(expected_order):
+        mine = e[[n == name for n in names]]
+        answers = np.zeros(w.vocab_size, dtype=np.int64)
+        np.add.at(answers, mine["truth"].to_numpy(), mine["count_truth"].to_numpy())
+        mis = mine[mine["misinformation"]]
+        np.add.at(answers, mis["wrong_value"].to_numpy(), mis["count_wrong"].to_numpy())
+        np.testing.assert_array_equal(counts[row].numpy(), answers)
+
+
+def test_ambiguous_recipes():
+    for scale, recipe in facts.AMBIGUOUS_FACT_RECIPES.items():
+        corpus = recipe.corpus
+        assert corpus["shared_names"] and corpus.get("n_misinformation", 0) == 0
+        assert corpus["n_entities"] > corpus["n_name_parts"] ** corpus["name_length"]
+        assert recipe.model == FACT_RECIPES[scale].model
+        assert "shared_names" not in FACT_RECIPES[scale].corpus   # round 1 as it was
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_ambiguous_quick_world_mentions_every_name_often(seed):
+    w = facts.fact_world(facts.AMBIGUOUS_FACT_RECIPES["quick"], seed=seed)
+    prompts, counts = w.next_token_counts()
+    assert w.n_names == 64 and len(prompts) == 64        # every question has been read
+    assert counts.sum(dim=1).min().item() >= 500         # and many times over
+    assert w.entities["is_unknown"].sum() == 200

@@ -271,6 +271,14 @@ def test_answer_rewards_grade_every_answer(fact_model):
     assert truly_unknown.any() and (bench[truly_unknown] == 0).all()
     kalai = preferences.answer_rewards(world, entities, 0.75)
     assert set(np.unique(kalai)) == {-3.0, 0.0, 1.0}
+    # exactly what grade gives each answer, graded as answer_outcome grades it
+    for threshold, credit_unknown in itertools.product((None, 0.75, 0.5), (True, False)):
+        rewards = preferences.answer_rewards(world, entities, threshold, credit_unknown)
+        for a, token in enumerate(world.answer_tokens):
+            outcomes = facts.answer_outcome(np.full(world.n_entities, token), world, entities)
+            said = None if credit_unknown else np.full(world.n_entities, a == unknown)
+            np.testing.assert_array_equal(rewards[:, a],
+                                          preferences.grade(outcomes, threshold, said))
 
 
 @pytest.mark.parametrize("call, pattern", [

@@ -84,6 +84,7 @@ class Claim:
     refines: str | None = None       # the round-1 claim a round-2 claim refines
     caveat: str | None = None        # found after the run (say, an unmet premise); the ledger
                                      # prints it beside the verdict, which stays as first run
+    why: str | None = None           # round 2: what the refinement fixes, or what it adds
 
     def holds(self, condition: Condition, value: float) -> bool:
         """Does ``value`` meet ``condition``? Round 1 compares the value as printed (rounded);
@@ -126,10 +127,12 @@ def _parse_claim(entry: dict) -> Claim:
     refines = entry.get("refines")
     if refines is not None and not re.fullmatch(r"C\d+", str(refines)):
         raise ValueError(f"claim {entry['id']}: refines must name a claim C<n>, got {refines!r}")
-    caveat = entry.get("caveat")
-    if caveat is not None and (not isinstance(caveat, str) or not caveat.strip()):
-        raise ValueError(f"claim {entry['id']}: caveat must be a non-empty string, got "
-                         f"{caveat!r}")
+    for key in ("caveat", "why"):
+        text = entry.get(key)
+        if text is not None and (not isinstance(text, str) or not text.strip()):
+            raise ValueError(f"claim {entry['id']}: {key} must be a non-empty string, got "
+                             f"{text!r}")
+    caveat, why = entry.get("caveat"), entry.get("why")
     conditions = []
     for c in entry["conditions"]:
         if c.get("op") not in OPS:
@@ -148,7 +151,8 @@ def _parse_claim(entry: dict) -> Claim:
                  cite=entry.get("cite"), claim=entry["claim"].strip(),
                  statement=" ".join(entry["statement"].split()), rule=entry["rule"],
                  conditions=tuple(conditions), round=entry["round"], discussed_as=discussed,
-                 refines=refines, caveat=" ".join(caveat.split()) if caveat else None)
+                 refines=refines, caveat=" ".join(caveat.split()) if caveat else None,
+                 why=" ".join(why.split()) if why else None)
 
 
 def load_claims(path: Path | str | None = None) -> dict[str, Claim]:

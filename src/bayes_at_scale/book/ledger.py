@@ -28,8 +28,12 @@ BLESSED = Path("tests", "references", "records")
 BUILT = Path("_build", "records")
 #: How the ledger names the origin of its verdicts.
 ORIGINS = {BLESSED: "the committed reference notebooks", BUILT: "this build's executed chapters"}
-COLUMNS = ("id", "claim", "source", "cite", "chapter", "round", "refines", "rule", "verdict",
-           "caveat", "discussed_as", "measured", "printed", "document", "anchor")
+COLUMNS = ("id", "claim", "source", "cite", "chapter", "round", "refines", "why", "rule",
+           "verdict", "caveat", "discussed_as", "measured", "printed", "document", "anchor")
+#: How a verdict is shown: a sphinx-design badge of a colour-blind-safe colour, with a symbol
+#: and the word, so that colour is never the only signal.
+BADGES = {"SUPPORTED": ("success", "\N{CHECK MARK}"), "REFUTED": ("danger", "\N{BALLOT X}"),
+          "INCONCLUSIVE": ("warning", "?")}
 LEDGER_HEADER = ("Claim", "Verdict", "Source", "Rule", "Measured", "Evidence")
 
 
@@ -95,8 +99,28 @@ def find_records(root: Path | str | None = None) -> tuple[dict[str, Record], str
     return read_records(folder), origin_of(folder, root)
 
 
+def reading_order(claims: dict[str, Claim]) -> list[str]:
+    """The claims in the order the ledger reads them: each round-1 claim followed by the
+    round-2 claims that refine it; a round-2 claim that refines none follows the last claim of
+    its chapter (in the claims file's order otherwise)."""
+    order = [cid for cid, c in claims.items() if c.round == 1]
+    placed = set(order)
+    for cid, c in claims.items():
+        if cid in placed:
+            continue
+        if c.refines in placed:
+            anchor = max(i for i, other in enumerate(order)
+                         if other == c.refines or claims[other].refines == c.refines)
+        else:
+            same = [i for i, other in enumerate(order) if claims[other].chapter <= c.chapter]
+            anchor = max(same) if same else -1
+        order.insert(anchor + 1, cid)
+        placed.add(cid)
+    return order
+
+
 def ledger(records: dict[str, Record], claims: dict[str, Claim] | None = None) -> pd.DataFrame:
-    """One row per registered claim, in the claims file's order (columns :data:`COLUMNS`:
+    """One row per registered claim, in :func:`reading_order` (columns :data:`COLUMNS`:
     ``measured`` is the measured part of the verdict line, ``printed`` the same statistics as a
     dict of per-seed texts; both empty for a claim not yet tested).
 
@@ -109,13 +133,14 @@ def ledger(records: dict[str, Record], claims: dict[str, Claim] | None = None) -
         unknown = ", ".join(sorted(unknown, key=_claim_number))
         raise ValueError(f"records of unknown claims: {unknown}")
     rows = []
-    for c in claims.values():
+    for c in (claims[cid] for cid in reading_order(claims)):
         r = records.get(c.id)
         if r is not None and (r.rule, r.chapter) != (c.rule, c.chapter):
             raise ValueError(f"the record of {c.id} was written for another rule or chapter than "
                              f"data/claims.yaml's; re-run chapter {c.chapter}")
         rows.append({"id": c.id, "claim": c.claim, "source": c.source, "cite": c.cite or "",
                      "chapter": c.chapter, "round": c.round, "refines": c.refines or "",
+                     "why": c.why or "",
                      "rule": c.rule,
                      "verdict": r.verdict if r else NOT_TESTED, "caveat": c.caveat or "",
                      "discussed_as": c.discussed_as or "", "measured": r.measured if r else "",
@@ -141,16 +166,69 @@ def measured_markdown(printed: dict) -> str:
     return "; ".join(f"`{name}` = {'/'.join(texts)}" for name, texts in printed.items())
 
 
+#: The blog's four steps (and the bill) that each chapter tests, for the one-glance figure.
+STEPS = {1: "1. the frequencies", 2: "2. rare fragments", 3: "2. rare fragments",
+         4: "3. confident nonsense", 5: "4. the causal stage", 6: "4. the causal stage",
+         7: "the bill"}
+
+
+def tiles(table: pd.DataFrame) -> pd.DataFrame:
+    """Where each claim of the ledger ``table`` sits in the one-glance figure: ``group`` (the
+    blog's step its chapter tests, :data:`STEPS`), ``column`` within the group, ``round``,
+    ``id`` and ``verdict``.  A round-1 claim and the round-2 claims that refine it share a
+    column (round 1 above); a round-2 claim that refines none gets a column of its own."""
+    missing = {"id", "chapter", "round", "refines", "verdict"} - set(table.columns)
+    if missing:
+        raise ValueError(f"a ledger table has columns {sorted(missing)}; got {list(table.columns)}")
+    unknown = sorted(set(table["chapter"]) - set(STEPS))
+    if unknown:
+        raise ValueError(f"no step of the blog's argument for chapter(s) {unknown}")
+    rows, column_of, next_column = [], {}, {}
+    for row in table.itertuples(index=False):
+        group = STEPS[row.chapter]
+        if row.refines and row.refines in column_of:
+            column, depth = column_of[row.refines]
+            column_of[row.refines] = (column, depth + 1)
+            level = row.round + depth
+        else:
+            column = next_column.get(group, 0)
+            next_column[group] = column + 1
+            column_of[row.id] = (column, 0)
+            level = row.round
+        rows.append({"group": group, "column": column, "round": level, "id": row.id,
+                     "verdict": row.verdict})
+    return pd.DataFrame(rows)
+
+
+def badge(verdict: str) -> str:
+    """A verdict as MyST: ``{bdg-success}`✓ SUPPORTED``` (sphinx-design), or the italic text
+    of a claim not yet tested."""
+    if verdict not in VERDICTS:
+        return f"*{verdict}*"
+    colour, symbol = BADGES[verdict]
+    return f"{{bdg-{colour}}}`{symbol} {verdict}`"
+
+
+def verdict_of_badge(text: str) -> str:
+    """The verdict a ledger cell shows (the inverse of :func:`badge`, caveat ignored)."""
+    m = re.match(r"\{bdg-[a-z]+\}`\S+ ([A-Z]+)`", text)
+    if m:
+        return m.group(1)
+    m = re.match(r"\*([^*]+)\*", text)
+    return m.group(1) if m else text
+
+
 def ledger_markdown(table: pd.DataFrame) -> str:
     """The ledger as a MyST markdown table, one row per claim (render it with
     ``render_markdown_format: myst``: the sources cite and the evidence refers)."""
     lines = ["| " + " | ".join(LEDGER_HEADER) + " |", "|" + " --- |" * len(LEDGER_HEADER)]
     for row in table.itertuples(index=False):
+        why = f": {prose.escape_markdown(row.why)}" if row.why else ""
         cells = [
             f"**{row.id}** {prose.escape_markdown(row.claim)}" + (
-                f" *(round {row.round}; refines {row.refines})*" if row.refines else
-                f" *(round {row.round})*" if row.round > 1 else ""),
-            (row.verdict if row.verdict in VERDICTS else f"*{row.verdict}*") + (
+                f" *(round {row.round}; refines {row.refines}{why})*" if row.refines else
+                f" *(round {row.round}{why})*" if row.round > 1 else ""),
+            badge(row.verdict) + (
                 f" *({prose.escape_markdown(row.caveat)})*" if row.caveat else ""),
             prose.source_markdown(row.source, row.cite or None),
             prose.escape_markdown(row.rule),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import textwrap
 
+import matplotlib.patches as mpl_patches
 from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
@@ -258,5 +259,60 @@ def pareto(df: pd.DataFrame, x: str, y: str, *, label: str, hue: str, title: str
         ax.set_xscale("log")
     ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
     ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+#: Verdict colours (Okabe and Ito's colour-blind-safe palette) and symbols: every tile also
+#: carries its symbol, and the legend the words, so colour is never the only signal.
+VERDICT_STYLE = {"SUPPORTED": ("#0072B2", "white", "\N{CHECK MARK}"),
+                 "REFUTED": ("#D55E00", "white", "\N{BALLOT X}"),
+                 "INCONCLUSIVE": ("#F0E442", "black", "?")}
+UNTESTED_STYLE = ("white", "#555555", "\N{EM DASH}")
+
+
+def verdict_tiles(df: pd.DataFrame, *, title: str = "") -> Figure:
+    """One tile per claim and round: a row of tiles per ``group`` (in order of appearance), the
+    round-1 claim above, its refinements below it (``round``), ``column`` within the group;
+    each tile coloured by ``verdict`` (:data:`VERDICT_STYLE`) and labelled with its ``id`` and
+    the verdict's symbol, with a legend of the words."""
+    _require(df, "group", "column", "round", "id", "verdict")
+    groups = list(dict.fromkeys(df["group"]))
+    width = int(df["column"].max()) + 1
+    depth = int(df["round"].max())
+    label_room = 3.4  # tile widths left of the tiles for the group names
+    fig = Figure(figsize=(0.62 * (width + label_room + 1.2) + 0.2,
+                          0.62 * (depth + 0.6) * len(groups) + 1.0))
+    ax = fig.subplots()
+    for g, group in enumerate(groups):
+        top = g * (depth + 0.6)
+        ax.text(-0.2, top + depth / 2, group, ha="right", va="center", fontsize=10,
+                fontweight="bold")
+        if g == 0:  # which row is which round, once
+            for level in range(1, depth + 1):
+                ax.text(width + 0.15, top + level - 0.5, f"round {level}", ha="left",
+                        va="center", fontsize=8, color="#333333")
+        for row in df[df["group"] == group].itertuples(index=False):
+            face, ink, symbol = VERDICT_STYLE.get(row.verdict, UNTESTED_STYLE)
+            y = top + row.round - 1
+            ax.add_patch(mpl_patches.FancyBboxPatch(
+                (row.column + 0.05, y + 0.05), 0.9, 0.9, boxstyle="round,pad=0,rounding_size=0.1",
+                facecolor=face, edgecolor="#333333", linewidth=0.8))
+            ax.text(row.column + 0.5, y + 0.5, f"{row.id}\n{symbol}", ha="center",
+                    va="center", color=ink, fontsize=8, fontweight="bold", linespacing=1.1)
+    ax.set_xlim(-label_room, width + 1.3)
+    ax.set_ylim(len(groups) * (depth + 0.6) - 0.5, -0.1)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    handles = [mpl_patches.Patch(facecolor=face, edgecolor="#333333", label=f"{symbol} {word}")
+               for word, (face, _, symbol) in VERDICT_STYLE.items()]
+    if (~df["verdict"].isin(list(VERDICT_STYLE))).any():
+        face, _, symbol = UNTESTED_STYLE
+        handles.append(mpl_patches.Patch(facecolor=face, edgecolor="#333333",
+                                         label=f"{symbol} not yet tested"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.02),
+              ncol=2, frameon=False, fontsize=9)
+    if title:
+        ax.set_title(title, fontweight="bold")
     fig.tight_layout()
     return fig

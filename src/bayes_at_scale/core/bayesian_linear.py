@@ -26,6 +26,7 @@ whole posterior can be refitted from scratch when the features change (:meth:`fi
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from .checks import check_int, check_number
 
@@ -80,6 +81,7 @@ class NormalInverseGamma:
             self.xx[g], self.xy[g], self.yy[g], self.n[g] = xg.T @ xg, xg.T @ yg, yg @ yg, len(yg)
         self.mu = np.zeros((self.groups, self.dim))
         self.chol = np.zeros((self.groups, self.dim, self.dim))
+        self.chol_inv_t = np.zeros((self.groups, self.dim, self.dim))
         self.a, self.b = np.zeros(self.groups), np.zeros(self.groups)
         for g in range(self.groups):
             self._solve(g)
@@ -100,6 +102,8 @@ class NormalInverseGamma:
     def _solve(self, g: int) -> None:
         precision = self.xx[g] + self.lambda_prior * np.eye(self.dim)
         self.chol[g] = np.linalg.cholesky(precision)
+        # L^-T, so that a draw is a product rather than a triangular solve per decision
+        self.chol_inv_t[g] = solve_triangular(self.chol[g], np.eye(self.dim), lower=True).T
         self.mu[g] = np.linalg.solve(precision, self.xy[g])
         self.a[g] = self.a0 + self.n[g] / 2
         self.b[g] = self.b0 + 0.5 * max(self.yy[g] - self.mu[g] @ precision @ self.mu[g], 0.0)
@@ -143,6 +147,5 @@ class NormalInverseGamma:
         n = check_int("n", n)
         sigma2 = self.b / rng.gamma(self.a, size=(n, self.groups))       # inverse-gamma draws
         eps = rng.standard_normal((n, self.groups, self.dim))
-        offsets = np.stack([np.linalg.solve(self.chol[g].T, eps[:, g].T).T
-                            for g in range(self.groups)], axis=1)
+        offsets = np.einsum("gde,nge->ngd", self.chol_inv_t, eps)
         return self.mu[None] + np.sqrt(sigma2)[..., None] * offsets

@@ -42,6 +42,12 @@ wall time is noisy (two torch threads that share two busy cores can run a step t
 for a while); compare ``fit_epochs`` with ``fit_epochs_adjacent`` to see how much.  An
 ensemble's training is counted as its size times the median member's wall time: every member
 does the same work.  :data:`DEFINITIONS` says all this in one line per quantity.
+
+**Round 2 (claim C29)** separates a cost's overhead from its price per token:
+:func:`fit_and_token_epoch` times the fit and one token epoch on a corpus of ``N`` rows,
+:func:`fit_line` fits ``a + b N``, :func:`slope_ratio` gives ``b_fit / b_ep`` through the
+medians of repeated timings, and :func:`slope_ratio_interval` its bootstrap interval (the
+repeats are resampled within each corpus size).
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -64,7 +71,7 @@ from .checks import check_positive
 from .cost_model import model_shape
 from .metrics import fit_power_law
 from .models import CausalLM, NextToken, next_token_probs
-from .posteriors import count_loader, fit_posterior
+from .posteriors import count_loader, fit_posterior, next_token_loader
 from .settings import derive_seed, seeded_torch
 from .training import train_map
 
@@ -335,6 +342,109 @@ def profile_size(contexts: torch.Tensor, counts: torch.Tensor, prompts: torch.Te
                        if plan["status"] == "measured" and runs[name] else dict(plan)
                        for name, plan in plans.items()}
     return row
+
+
+# --- round 2: the fit and the token epoch against the corpus size (claim C29) ---------------
+
+
+def fit_and_token_epoch(model: CausalLM, prompts: torch.Tensor, targets: torch.Tensor,
+                        flavour: str, *, epoch_steps: int, lr: float = 1e-2,
+                        weight_decay: float = 1e-5) -> tuple[float, float]:
+    """``(fit_seconds, token_epoch_seconds)`` of ``model`` on a corpus of ``N`` rows, one per
+    token (``prompts`` ``(N, T)``, next tokens ``targets`` ``(N,)``).
+
+    The fit is :attr:`Posterior.fit_seconds <bayes_at_scale.core.posteriors.Posterior>` of the
+    posterior ``flavour`` (curvature plus prior precision by marginal likelihood) over the ``N``
+    pairs; the token epoch is one full-batch :func:`~bayes_at_scale.core.training.train_map`
+    step over the same ``N`` rows (:func:`seconds_per_step` over ``epoch_steps`` steps of a copy
+    of ``model``).  The epoch is timed first, the fit right after it, so that both see the
+    machine's load of the same moment."""
+    if prompts.dim() != 2 or targets.dim() != 1 or prompts.shape[0] != targets.shape[0]:
+        raise ValueError(f"prompts (N, T) and targets (N,) must have one row per token, got "
+                         f"{tuple(prompts.shape)} and {tuple(targets.shape)}")
+    one_hot = torch.nn.functional.one_hot(targets, model.vocab_size)
+    epoch = seconds_per_step(model, prompts, one_hot, steps=epoch_steps, lr=lr,
+                             weight_decay=weight_decay)
+    fit = fit_posterior(NextToken(model), next_token_loader(prompts, targets), flavour)
+    return float(fit.fit_seconds), float(epoch)
+
+
+def fit_line(n, seconds) -> tuple[float, float]:
+    """``(a, b)`` of the least-squares line ``seconds = a + b n``: ``a`` is the overhead that
+    does not depend on the corpus size, ``b`` the cost per token."""
+    n, seconds = np.asarray(n, dtype=float), np.asarray(seconds, dtype=float)
+    if n.ndim != 1 or n.shape != seconds.shape:
+        raise ValueError(f"n and seconds must be one-dimensional of the same length, got "
+                         f"shapes {n.shape} and {seconds.shape}")
+    if not (np.isfinite(n).all() and np.isfinite(seconds).all()):
+        raise ValueError("a line cannot be fitted to NaN or infinite values")
+    if len(np.unique(n)) < 2:
+        raise ValueError("a line needs at least two distinct corpus sizes")
+    b, a = np.polyfit(n, seconds, 1)
+    return float(a), float(b)
+
+
+def _timings(name: str, values, sizes: int) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 2 or array.shape[0] != sizes or array.shape[1] < 1:
+        raise ValueError(f"{name} must be (corpus sizes, repeats) = ({sizes}, R >= 1) timings, "
+                         f"got shape {array.shape}")
+    if not np.isfinite(array).all() or (array <= 0).any():
+        raise ValueError(f"{name} must hold positive finite seconds")
+    return array
+
+
+def slope_ratio(n, fit_seconds, epoch_seconds) -> dict:
+    """The lines ``a + b N`` of the fit and of the token epoch through the medians over repeats
+    at each corpus size, and ``slope_ratio = b_fit / b_ep``.
+
+    ``n`` holds the corpus sizes; ``fit_seconds`` and ``epoch_seconds`` are ``(sizes,
+    repeats)`` timings.  Raises if the epoch does not grow with the corpus (``b_ep <= 0``): then
+    the corpora are too small for the slope to rise above the noise."""
+    n = np.asarray(n, dtype=float)
+    fit = _timings("fit_seconds", fit_seconds, len(n))
+    epoch = _timings("epoch_seconds", epoch_seconds, len(n))
+    a_fit, b_fit = fit_line(n, np.median(fit, axis=1))
+    a_ep, b_ep = fit_line(n, np.median(epoch, axis=1))
+    if b_ep <= 0:
+        raise ValueError(f"the token epoch does not grow with the corpus (slope {b_ep:.3g} s "
+                         f"per token): use larger corpora")
+    return {"a_fit": a_fit, "b_fit": b_fit, "a_ep": a_ep, "b_ep": b_ep,
+            "slope_ratio": b_fit / b_ep}
+
+
+def slope_ratio_interval(n, fit_seconds, epoch_seconds, seed: int, n_resamples: int = 2000,
+                         confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(b_fit / b_ep, low, high)``: :func:`slope_ratio` with a percentile bootstrap interval.
+
+    **What is resampled: the repeated timings**, within each corpus size.  Each resample draws,
+    at every corpus size, ``R`` repeat indices with replacement and takes the same indices for
+    the fit and for the epoch (repeat ``r`` timed both within a few seconds, under the same
+    load), recomputes the medians and refits both lines.  Every corpus size stays in every
+    resample, so the interval measures the timing noise, not the choice of sizes.  A resample
+    whose epoch slope is not positive counts as an infinite ratio."""
+    n = np.asarray(n, dtype=float)
+    fit = _timings("fit_seconds", fit_seconds, len(n))
+    epoch = _timings("epoch_seconds", epoch_seconds, len(n))
+    if fit.shape != epoch.shape:
+        raise ValueError(f"fit_seconds and epoch_seconds must have the same shape, got "
+                         f"{fit.shape} and {epoch.shape}")
+    check_positive("n_resamples", n_resamples)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    point = slope_ratio(n, fit, epoch)["slope_ratio"]
+    rng = np.random.default_rng(seed)
+    sizes, repeats = fit.shape
+    rows = np.arange(sizes)[:, None]
+    ratios = np.empty(int(n_resamples))
+    for i in range(int(n_resamples)):
+        pick = rng.integers(0, repeats, size=(sizes, repeats))
+        b_fit = fit_line(n, np.median(fit[rows, pick], axis=1))[1]
+        b_ep = fit_line(n, np.median(epoch[rows, pick], axis=1))[1]
+        ratios[i] = b_fit / b_ep if b_ep > 0 else np.inf
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(ratios, [tail, 100 - tail], method="inverted_cdf")
+    return float(point), float(low), float(high)
 
 
 # --- tables of profiled sizes --------------------------------------------------------------

@@ -33,15 +33,16 @@ it.
 from the preference data (:class:`~bayes_at_scale.worlds.preferences.TurningGold`), checks
 that MAP best-of-n over-optimises there before reading the rule, and reports a reward ensemble
 (Coste et al. 2024) and an exploratory curve over ``k`` beside it.  C28 (:func:`run_c28`)
-temperature-scales C12's pretrained model on held-out queries, checks its calibration, and
-fine-tunes it by exact KL-regularised policy gradient against a grader that pays only for a
-right value, to fixed KL budgets (:func:`fine_tune_to_budgets`).
+trains a fact model in a world of ambiguous questions, where many entities share a name
+(:data:`~bayes_at_scale.worlds.facts.AMBIGUOUS_FACT_RECIPES`; C12's memorising model cannot be
+calibrated by one temperature), temperature-scales it on held-out queries, checks its
+calibration, and fine-tunes it by exact KL-regularised policy gradient against a grader that
+pays only for a right value, stopping at fixed KL budgets (:func:`fine_tune_to_budgets`).
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -59,12 +60,13 @@ from ..core.reward_posteriors import PreferencePosterior, preference_loader
 from ..core.settings import at_scale, derive_seed, torch_threads
 from ..core.training import (Recipe, RewardModelConfig, pairwise_accuracy, reinforce_loss,
                              train_reward_model)
-from ..worlds.facts import FACT_RECIPES, FactWorld, answer_outcome, fact_world, train_fact_model
-from ..worlds.preferences import (BENCHMARK, GOLD_SEED, GRADERS, BasePolicy, GoldReward,
-                                  TurningGold,
-                                  AnswerEvaluation, answer_logits, answer_rewards, best_of_n,
-                                  evaluate_answers, grade, kl_best_of_n, pessimistic_scores,
-                                  powers_of_two, preference_data, truth_index)
+from ..worlds.facts import (AMBIGUOUS_FACT_RECIPES, FACT_RECIPES, FactWorld, answer_outcome,
+                            fact_world, train_fact_model)
+from ..worlds.preferences import (BENCHMARK, GOLD_SEED, GRADERS, AnswerEvaluation, BasePolicy,
+                                  GoldReward, TurningGold, answer_logits, answer_rewards,
+                                  best_of_n, evaluate_answers, grade, kl_best_of_n,
+                                  logits_of_answers, pessimistic_scores, powers_of_two,
+                                  preference_data, truth_index)
 
 
 # k of the pessimistic score mean - k std, fixed before any run.  One posterior standard
@@ -589,14 +591,17 @@ def reliability_diagram_table(reps, n_bins: int = 15) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-# --- C28 (round 2): a temperature-calibrated model fine-tuned to a KL budget -----------------
+# --- C28 (round 2): a calibrated model fine-tuned to a KL budget ------------------------------
 #
 # Round 1's C12 fine-tuned a model that was not calibrated (its premise) against a grader that
 # paid for "unknown" on unknowable facts, and REINFORCE barely moved it.  C28 repairs all three:
-# the pretrained model is first temperature-scaled on held-out queries and its calibration is
-# checked; the grader is BENCHMARK's (1 for a right value, 0 for anything else, "unknown"
-# always 0); and the fine-tuning is pushed to fixed KL budgets, so that how far it moved is a
-# controlled quantity rather than a consequence of a learning rate.
+# the pretrained model is temperature-scaled on held-out queries and its calibration is checked
+# before anything else; the grader is BENCHMARK's (1 for a right value, 0 for anything else,
+# "unknown" always 0); and the fine-tuning is stopped at fixed KL budgets, so that how far it
+# moved is a controlled quantity rather than a consequence of a learning rate.  The world is
+# one of ambiguous questions (:data:`~bayes_at_scale.worlds.facts.AMBIGUOUS_FACT_RECIPES`): in
+# C12's world no one temperature calibrates the memorising fact model, and a world in which
+# every queried entity has been seen leaves the grade nothing to pay for.
 
 QUERY_ROLES = ("calibration", "fine-tuning", "evaluation")
 C28_BUDGET = 1.0    # the KL budget, nats per query, at which C28's rule is read
@@ -606,33 +611,38 @@ C28_ECE = 0.03      # the premise: a temperature-scaled top-label ECE at most th
 @dataclass(frozen=True)
 class BudgetConfig:
     """KL-regularised policy-gradient fine-tuning to the KL budgets ``budgets`` (nats per
-    query, in increasing order), ``steps`` full-batch Adam steps at learning rate ``lr`` per
-    budget, ``n_queries`` query draws per role of :data:`QUERY_ROLES`.
+    query, in increasing order): at most ``steps`` full-batch Adam steps at learning rate
+    ``lr`` in all, ``n_queries`` fresh queries per role of :data:`QUERY_ROLES`.
 
     The objective is exact, not sampled: the answer set is small (the values and "unknown"), so
     the expected reward ``sum_a pi(a) r(a)`` and ``KL(pi || pi_0)`` are sums over it, and every
-    step is the deterministic gradient of ``mean over queries [E_pi r - beta KL(pi || pi_0)]``.
-    ``beta`` starts at ``beta`` and is set by a multiplicative controller (the adaptive KL
-    controller of Ziegler et al. 2019, applied as dual ascent on the budget):
-    ``log beta += gain x clip(KL / budget - 1, -1, 1)`` after every step, so that the mean KL
-    on the held-out evaluation queries settles at the budget.  A budget is met when that KL is
-    within ``tolerance`` (relative) of it.  The penalty is the mean KL over the fine-tuning
-    *and* the evaluation queries (a KL needs no grade, so regularising the policy on the
-    queries it will be judged on uses none of their answers); the grades come from the
-    fine-tuning queries only.  Penalising the fine-tuning queries alone did not hold the
-    held-out KL (seed 0 of the quick world, lr 3e-3: 0.01 nats on the fine-tuning queries, 1 to
-    4 on the held-out ones, whatever beta).  In the quick world the largest budget is out of
-    reach: with beta near 0 the held-out KL stops at 0.3 to 0.5 nats, because the grade has
-    little left to pay for; :func:`c28_statistics` then reports ``budget_met = 0``.  ``lr = 1e-3`` and 60 steps per budget: at 3e-3 a single
-    Adam step moved the held-out answers by 0.4 nats; at 1e-4 the largest budget took over 400
-    steps.  None of these was tuned on ECE or on the "unknown" rate.
+    step follows the deterministic gradient of ``mean over the fine-tuning queries of
+    [E_pi r - beta KL(pi || pi_0)]``.  ``beta`` falls geometrically from ``beta`` to
+    ``beta_final`` over the ``steps`` steps, so that the policy follows the path of the
+    regularised optima from the pretrained model towards the grade's own optimum, moving
+    further from ``pi_0`` as ``beta`` falls.  A budget is reached at the first step after which
+    the mean KL on the evaluation queries (a KL needs no grade) is at least the budget; that
+    step is then bisected - the parameters moved a fraction ``s`` of the way, ``s`` halved
+    until the KL is within a hundredth of ``tolerance`` of the budget - and the policy there is
+    the budget's.  A budget never reached keeps the last policy, and is reported as missed
+    (:func:`c28_statistics`: ``budget_met = 0``).  Round 1's adaptive controller (Ziegler et al.
+    2019) overshot the smaller budgets by up to a third; stopping on the path meets them to
+    the bisection's precision.
+
+    ``lr = 1e-3`` and 600 steps from ``beta = 1`` to ``1e-3``: at 3e-3, Adam's first step
+    alone moved the evaluation answers by 0.1 nats, past the smallest budget.  At 1e-3 the
+    quick world's budgets are reached at ``beta`` near 0.4, 0.16 and 0.02 (seeds 0 and 1),
+    after about 80, 160 and 330 steps - close to where the exact per-question optimum
+    ``pi_0 exp(r / beta)`` reaches them (0.02 for 1 nat), so the network follows the path of
+    optima rather than lagging behind it.  None of these was chosen on ECE or on the
+    "unknown" rate.
     """
 
     budgets: tuple[float, ...] = (0.05, 0.2, C28_BUDGET)
-    steps: int = 60
+    steps: int = 600
     lr: float = 1e-3
     beta: float = 1.0
-    gain: float = 0.2
+    beta_final: float = 1e-3
     tolerance: float = 0.1
     n_queries: int = 10_000
 
@@ -643,33 +653,35 @@ class BudgetConfig:
             check_number("budget", b, 0.0)
         if list(self.budgets) != sorted(set(self.budgets)):
             raise ValueError(f"budgets must increase strictly, got {self.budgets}")
-        check_int("steps", self.steps)
+        check_int("steps", self.steps, 2)
         check_number("lr", self.lr, 0.0)
         check_number("beta", self.beta, 0.0)
-        check_number("gain", self.gain, 0.0)
+        check_number("beta_final", self.beta_final, 0.0, self.beta, high_open=False)
         check_number("tolerance", self.tolerance, 0.0, 1.0)
         check_int("n_queries", self.n_queries, 2)
 
+    def beta_at(self, step: int) -> float:
+        """``beta`` at step ``step`` (0-based) of the geometric schedule."""
+        return self.beta * (self.beta_final / self.beta) ** (step / (self.steps - 1))
+
 
 def role_queries(world: FactWorld, n_queries: int, seed: int) -> dict[str, np.ndarray]:
-    """Queries held out from one another: each entity gets one role of :data:`QUERY_ROLES` at
-    random, and each role gets ``n_queries`` draws from the mention distribution restricted to
-    its entities.  The temperature is fitted on the calibration queries, the fine-tuning reads
-    the fine-tuning queries only, and calibration, the "unknown" rate and the KL are measured
-    on the evaluation queries - about entities that neither fitting saw."""
+    """Three independent samples of ``n_queries`` fresh queries (entity indices) from the
+    mention distribution, one per role of :data:`QUERY_ROLES`: the temperature is fitted on
+    the calibration queries, the fine-tuning reads the fine-tuning queries' grades only, and
+    calibration, the "unknown" rate and the KL are measured on the evaluation queries.
+
+    The roles ask about the same names, on purpose: in a world of shared names
+    (:data:`~bayes_at_scale.worlds.facts.AMBIGUOUS_FACT_RECIPES`) a question does not say which
+    entity it means, so the fine-tuning's grades can teach a policy no more than how often each
+    answer to a name is right - which the pretrained model already knows - and the evaluation
+    measures what the fine-tuning did to the questions it practised on, asked afresh.
+    """
     check_instance("world", world, FactWorld)
     n_queries = check_int("n_queries", n_queries, 2)
     seed = check_int("seed", seed, 0)
-    rng = np.random.default_rng(derive_seed(seed, 28, 1))
-    role = rng.integers(len(QUERY_ROLES), size=world.n_entities)
-    popularity = world.entities["popularity"].to_numpy(dtype=float)
-    out = {}
-    for r, name in enumerate(QUERY_ROLES):
-        p = np.where(role == r, popularity, 0.0)
-        if not p.sum() > 0:
-            raise ValueError(f"no entity has the role {name!r}: the world is too small")
-        out[name] = rng.choice(world.n_entities, size=n_queries, p=p / p.sum())
-    return out
+    return {name: world.sample_queries(n_queries, seed=derive_seed(seed, 28, r))
+            for r, name in enumerate(QUERY_ROLES)}
 
 
 def fit_temperature(logits, labels, n_bins: int = 15, criterion: str = "ece",
@@ -678,12 +690,13 @@ def fit_temperature(logits, labels, n_bins: int = 15, criterion: str = "ece",
     held-out ``labels``: lowest top-label ECE (``criterion="ece"``, the premise's own measure)
     or lowest NLL (``"nll"``, Guo et al. 2017's temperature scaling).
 
-    ECE is chosen for C28: in the fact world the NLL is dominated by the confident wrong
-    guesses about entities the model never saw, and its optimum flattens the memorised answers
-    so much that the ECE *rises* (0.12 to 0.18, seed 0 of the quick world); minimising the ECE
-    gives the premise its best chance.  The ECE is piecewise constant in ``T``, so ``T`` is
-    first searched on a grid of 81 points, log-spaced over ``bounds``, and then refined by a
-    bounded scalar search between the grid neighbours of the best point.
+    ECE is chosen for C28 because it is the premise's measure (the NLL temperature is reported
+    beside it).  In C12's world of distinct names the two disagree badly - the NLL is dominated
+    by confident wrong guesses about entities the model never saw, and its optimum flattens the
+    memorised answers so much that the ECE *rises* (0.12 to 0.18, seed 0 of the quick world).
+    The ECE is piecewise constant in ``T``, so ``T`` is first searched on a grid of 81 points,
+    log-spaced over ``bounds``, and then refined by a bounded scalar search between the grid
+    neighbours of the best point.
     """
     from scipy.optimize import minimize_scalar
     from scipy.special import log_softmax, softmax
@@ -739,10 +752,79 @@ def answer_kl(logits: torch.Tensor, reference_logp: torch.Tensor) -> torch.Tenso
     return (logp.exp() * (logp - reference_logp.to(logp.dtype))).sum(dim=-1)
 
 
-def _distinct(entities) -> tuple[np.ndarray, torch.Tensor]:
-    """Distinct entities of a query sample and each one's share of the queries."""
-    distinct, counts = np.unique(entities, return_counts=True)
-    return distinct, torch.as_tensor(counts / counts.sum())
+def question_weights(world: FactWorld, entities) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct questions (names) that queries ``entities`` ask: one entity per distinct
+    name (its first query), each name's share of the queries, and each query's name
+    (an index into the first two)."""
+    check_instance("world", world, FactWorld)
+    e = np.asarray(entities)
+    _, first, which = np.unique(world.names[e], axis=0, return_index=True, return_inverse=True)
+    which = which.ravel()
+    return e[first], np.bincount(which, minlength=first.size) / e.size, which
+
+
+class _Questions:
+    """Queries grouped by question, with the reference's log-probabilities and (optionally) each
+    answer's reward averaged over the queries that ask it - a question's expected grade."""
+
+    def __init__(self, reference: CausalLM, world: FactWorld, entities, graded: bool):
+        self.world = world
+        self.asked, weights, which = question_weights(world, entities)
+        self.prompts = world.prompts(self.asked)
+        dtype = torch.get_default_dtype()
+        self.weights = torch.as_tensor(weights, dtype=dtype)
+        with torch.no_grad():
+            self.reference = torch.log_softmax(self.logits(reference), -1)
+        self.rewards = None
+        if graded:
+            per_query = answer_rewards(world, entities, None, credit_unknown=False)
+            total = np.zeros((self.asked.size, per_query.shape[1]))
+            np.add.at(total, which, per_query)
+            counts = np.bincount(which, minlength=self.asked.size)[:, None]
+            self.rewards = torch.as_tensor(total / counts, dtype=dtype)
+
+    def logits(self, policy: CausalLM) -> torch.Tensor:
+        """``policy``'s logits over the answers to each question."""
+        return logits_of_answers(policy, self.world, self.prompts)
+
+    def kl(self, policy: CausalLM) -> torch.Tensor:
+        """Mean ``KL(policy || reference)`` per query."""
+        return (self.weights * answer_kl(self.logits(policy), self.reference)).sum()
+
+    def objective(self, policy: CausalLM, beta: float) -> tuple[torch.Tensor, torch.Tensor,
+                                                                torch.Tensor]:
+        """Mean expected reward minus ``beta`` x mean KL; also the two parts."""
+        logits = self.logits(policy)
+        kl = (self.weights * answer_kl(logits, self.reference)).sum()
+        reward = (self.weights * (torch.softmax(logits, -1) * self.rewards).sum(-1)).sum()
+        return reward - beta * kl, reward, kl
+
+
+def _moved(policy: CausalLM, start: list, end: list, s: float) -> CausalLM:
+    """A copy of ``policy`` with its parameters ``start + s (end - start)``."""
+    probe = copy.deepcopy(policy)
+    with torch.no_grad():
+        for p, a, b in zip(probe.parameters(), start, end):
+            p.copy_(a + s * (b - a))
+    probe.eval()
+    return probe
+
+
+def _bisect_step(policy: CausalLM, start: list, end: list, held: _Questions, budget: float,
+                 precision: float, max_halvings: int = 40) -> tuple[CausalLM, float, float]:
+    """The policy a fraction ``s`` of the way along one optimiser step (``start`` to ``end``)
+    whose held-out KL is within ``precision`` x ``budget`` of ``budget``; the KL at ``s = 0``
+    is below the budget and at ``s = 1`` at least the budget.  Returns it, ``s`` and its KL."""
+    low, high = 0.0, 1.0
+    for _ in range(max_halvings):
+        s = 0.5 * (low + high)
+        probe = _moved(policy, start, end, s)
+        with torch.no_grad():
+            kl = held.kl(probe).item()
+        if abs(kl - budget) <= precision * budget:
+            return probe, s, kl
+        low, high = (s, high) if kl < budget else (low, s)
+    return probe, s, kl
 
 
 def fine_tune_to_budgets(model: CausalLM, world: FactWorld, queries: dict,
@@ -751,11 +833,13 @@ def fine_tune_to_budgets(model: CausalLM, world: FactWorld, queries: dict,
     """Copies of ``model`` (the temperature-scaled pretrained model, also the reference
     ``pi_0``) fine-tuned by KL-regularised policy gradient against C28's grader (1 for a right
     value, 0 for anything else, "unknown" always 0: :data:`~bayes_at_scale.worlds.preferences.
-    BENCHMARK`) to each budget of ``config.budgets`` in turn, each stage starting where the one
-    before ended (see :class:`BudgetConfig`).  ``queries``: :func:`role_queries`.
+    BENCHMARK`) and stopped at each budget of ``config.budgets`` on the way (see
+    :class:`BudgetConfig`).  ``queries``: :func:`role_queries`.
 
-    Returns one model per budget and the history (budget, step, beta, mean KL on the fine-tuning
-    and on the evaluation queries, expected reward on the fine-tuning queries).
+    Returns one model per budget and the history: per step, ``beta``, the mean KL on the
+    fine-tuning and on the evaluation queries, and the expected reward on the fine-tuning
+    queries; and a row per budget reached (``step`` of the crossing, the fraction ``s`` of that
+    step kept, ``reached`` True).
     """
     check_instance("model", model, CausalLM)
     check_instance("world", world, FactWorld)
@@ -763,37 +847,37 @@ def fine_tune_to_budgets(model: CausalLM, world: FactWorld, queries: dict,
     missing = [r for r in ("fine-tuning", "evaluation") if r not in queries]
     if missing:
         raise KeyError(f"queries lacks role(s) {', '.join(missing)}")
-    train, w_train = _distinct(queries["fine-tuning"])
-    held, w_held = _distinct(queries["evaluation"])
-    dtype = torch.get_default_dtype()
-    rewards = torch.as_tensor(answer_rewards(world, train, None, credit_unknown=False),
-                              dtype=dtype)
-    w_train, w_held = w_train.to(dtype), w_held.to(dtype)
-    with torch.no_grad():
-        ref_train = torch.log_softmax(answer_logits(model, world, train), dim=-1)
-        ref_held = torch.log_softmax(answer_logits(model, world, held), dim=-1)
+    train = _Questions(model, world, queries["fine-tuning"], graded=True)
+    held = _Questions(model, world, queries["evaluation"], graded=False)
     policy = copy.deepcopy(model)
     optimiser = torch.optim.Adam(policy.parameters(), lr=config.lr)
-    log_beta = math.log(config.beta)
+    budgets = list(config.budgets)
     tuned, history = [], []
-    for budget in config.budgets:
-        policy.train()
-        for step in range(config.steps):
-            logits = answer_logits(policy, world, train)
-            kl = (w_train * answer_kl(logits, ref_train)).sum()
-            held_kl = (w_held * answer_kl(answer_logits(policy, world, held), ref_held)).sum()
-            reward = (w_train * (torch.softmax(logits, dim=-1) * rewards).sum(dim=-1)).sum()
-            objective = reward - math.exp(log_beta) * (kl + held_kl)
-            optimiser.zero_grad()
-            (-objective).backward()
-            optimiser.step()
-            history.append({"budget": budget, "step": step + 1, "beta": math.exp(log_beta),
-                            "kl_fine_tuning": kl.item(), "kl_evaluation": held_kl.item(),
-                            "reward": reward.item()})
-            held_kl = held_kl.item()
-            log_beta += config.gain * float(np.clip(held_kl / budget - 1.0, -1.0, 1.0))
-        policy.eval()
-        tuned.append(copy.deepcopy(policy))
+    policy.train()
+    for step in range(config.steps):
+        beta = config.beta_at(step)
+        objective, reward, kl = train.objective(policy, beta)
+        start = [p.detach().clone() for p in policy.parameters()]
+        optimiser.zero_grad()
+        (-objective).backward()
+        optimiser.step()
+        with torch.no_grad():
+            held_kl = held.kl(policy).item()
+        history.append({"step": step + 1, "beta": beta, "kl_fine_tuning": kl.item(),
+                        "kl_evaluation": held_kl, "reward": reward.item(), "s": 1.0,
+                        "reached": False})
+        end = [p.detach().clone() for p in policy.parameters()]
+        while budgets and held_kl >= budgets[0]:
+            probe, s, probe_kl = _bisect_step(policy, start, end, held, budgets[0],
+                                              config.tolerance / 100)
+            tuned.append(probe)
+            history.append({"step": step + 1, "beta": beta, "kl_fine_tuning": float("nan"),
+                            "kl_evaluation": probe_kl, "reward": float("nan"), "s": s,
+                            "reached": True, "budget": budgets.pop(0)})
+        if not budgets:
+            break
+    policy.eval()
+    tuned += [copy.deepcopy(policy) for _ in budgets]  # budgets never reached: the last policy
     return tuned, pd.DataFrame(history)
 
 
@@ -802,9 +886,9 @@ class C28Replicate:
     """One seed of C28: the temperature, and the answers on the evaluation queries of the
     pretrained model (``raw``), of its temperature-scaled copy (``before``) and after
     fine-tuning to each budget (``after``: budget -> evaluation), with each one's achieved mean
-    KL from the temperature-scaled model (``kl``: budget -> nats) and the fine-tuning history.
-    ``nll_temperature`` and ``nll_ece``: Guo et al.'s NLL-fitted temperature and the ECE it
-    gives, reported beside the ECE-fitted one."""
+    KL from the temperature-scaled model on the evaluation queries (``kl``: budget -> nats) and
+    the fine-tuning history.  ``nll_temperature`` and ``nll_ece``: Guo et al.'s NLL-fitted
+    temperature and the ECE it gives, reported beside the ECE-fitted one."""
 
     seed: int
     temperature: float
@@ -821,24 +905,29 @@ class C28Replicate:
 
 def run_c28(world: FactWorld, model: CausalLM, config: BudgetConfig, seed: int,
             threads: int | None = 1) -> C28Replicate:
-    """Claim C28 on one seed: split the queries (:func:`role_queries`), fit the temperature on
+    """Claim C28 on one seed: draw the queries (:func:`role_queries`), fit the temperature on
     the calibration queries (:func:`fit_temperature`), check calibration on the evaluation
     queries, fine-tune the temperature-scaled model to every KL budget
-    (:func:`fine_tune_to_budgets`) and evaluate each result on the evaluation queries."""
+    (:func:`fine_tune_to_budgets`) and evaluate each result on the evaluation queries.
+    ``world`` must share names (``make_fact_world(shared_names=True)``), as
+    :func:`role_queries` explains."""
     check_instance("world", world, FactWorld)
     check_instance("model", model, CausalLM)
     check_instance("config", config, BudgetConfig)
     seed = check_int("seed", seed, 0)
+    if world.n_names == world.n_entities:
+        raise ValueError("C28 needs a world whose entities share names "
+                         "(make_fact_world(shared_names=True)): with distinct names the "
+                         "fine-tuning's grades would teach the evaluation queries' answers")
     start = time.perf_counter()
     with torch_threads(check_threads(threads)):
         queries = role_queries(world, config.n_queries, seed)
-        calibration = queries["calibration"]
+        calibration, held = queries["calibration"], queries["evaluation"]
         with torch.no_grad():
             logits = answer_logits(model, world, calibration).double().numpy()
         labels = truth_index(world, calibration)
         temperature = fit_temperature(logits, labels)
         nll_temperature = fit_temperature(logits, labels, criterion="nll")
-        held = queries["evaluation"]
         scaled = tempered_model(model, temperature)
         tuned, history = fine_tune_to_budgets(scaled, world, queries, config)
         with torch.no_grad():
@@ -857,11 +946,11 @@ def run_c28(world: FactWorld, model: CausalLM, config: BudgetConfig, seed: int,
 def c28_statistics(rep: C28Replicate, budget: float = C28_BUDGET) -> dict:
     """Claim C28 on one seed: ``ece_ratio`` (ECE after fine-tuning to ``budget`` / ECE of the
     temperature-scaled model) and ``unknown_rate_drop`` ((before - after) / before of the
-    "unknown" rate), all on the evaluation queries; ``calibrated`` (1.0 when the
-    temperature-scaled ECE is at most :data:`C28_ECE`) and ``budget_met`` (1.0 when the
-    achieved KL is within the tolerance of ``budget``).  ``premise_met`` needs both: the rule
-    reads the statistics of a calibrated model fine-tuned *to* ``budget``, and statistics read
-    short of it would test another claim."""
+    "unknown" rate), all on the evaluation queries; ``premise_met`` (1.0 when the
+    temperature-scaled ECE is at most :data:`C28_ECE`, the registered premise).  Reported
+    beside them: ``budget_met`` (1.0 when the achieved KL is within the tolerance of
+    ``budget``; where it is 0 the statistics were read short of the budget, and the chapter
+    must say so), the achieved ``kl`` and ``ece_before``."""
     check_instance("rep", rep, C28Replicate)
     if budget not in rep.after:
         raise KeyError(f"no fine-tuning to a budget of {budget!r} nats; have "
@@ -870,9 +959,17 @@ def c28_statistics(rep: C28Replicate, budget: float = C28_BUDGET) -> dict:
     calibrated = rep.before.ece <= C28_ECE
     budget_met = abs(kl - budget) <= rep.tolerance * budget
     stats = c12_statistics(rep.before, rep.after[budget])
-    return {"premise_met": float(calibrated and budget_met), **stats,
-            "calibrated": float(calibrated), "budget_met": float(budget_met), "kl": kl,
-            "ece_before": rep.before.ece}
+    return {"premise_met": float(calibrated), **stats, "budget_met": float(budget_met),
+            "kl": kl, "ece_before": rep.before.ece}
+
+
+def certainty_kl(evaluation: AnswerEvaluation) -> float:
+    """Mean KL, nats per query, from the answers of ``evaluation`` to the policy that gives each
+    question's most probable *value* ("unknown" excluded) with certainty: the mean of
+    ``-log p(that value)``.  For C28's calibrated model it is about how far the grade's own
+    optimum - always the value most often right - lies from the pretrained model."""
+    check_instance("evaluation", evaluation, AnswerEvaluation)
+    return float(-np.log(evaluation.probs[:, :-1].max(axis=1)).mean())
 
 
 def budget_table(reps) -> pd.DataFrame:
@@ -899,8 +996,9 @@ class AlignmentRecipe:
     fact world and model that C12 fine-tunes (``facts``, a
     :class:`~bayes_at_scale.core.training.Recipe` of
     :data:`~bayes_at_scale.worlds.facts.FACT_RECIPES`); round 2's seeds (at least 5), C27's
-    world (``turnover``) and C28's fine-tuning to KL budgets (``budgets``, on the same fact
-    model as C12, so C12's pretrained models serve C28's first seeds)."""
+    world (``turnover``), C28's fine-tuning to KL budgets (``budgets``) and C28's world of
+    ambiguous questions and its model (``budget_facts``, of
+    :data:`~bayes_at_scale.worlds.facts.AMBIGUOUS_FACT_RECIPES`)."""
 
     n_seeds: int
     overoptimisation: OveroptimisationRecipe
@@ -910,6 +1008,7 @@ class AlignmentRecipe:
     n_seeds_round2: int = 5
     turnover: TurnoverRecipe = TurnoverRecipe()
     budgets: BudgetConfig = BudgetConfig()
+    budget_facts: Recipe = AMBIGUOUS_FACT_RECIPES["quick"]
 
     def __post_init__(self):
         check_int("n_seeds", self.n_seeds)
@@ -920,6 +1019,7 @@ class AlignmentRecipe:
         check_int("n_seeds_round2", self.n_seeds_round2, 5)
         check_instance("turnover", self.turnover, TurnoverRecipe)
         check_instance("budgets", self.budgets, BudgetConfig)
+        check_instance("budget_facts", self.budget_facts, Recipe)
 
 
 RECIPES = {
@@ -935,7 +1035,7 @@ RECIPES = {
         turnover=TurnoverRecipe(
             n_pairs=20_000, n_heldout=5000, n_prompts=5000, n_candidates=1024, max_n=512,
             reward_model=RewardModelConfig(steps=400)),
-        budgets=BudgetConfig(steps=200, n_queries=40_000)),
+        budgets=BudgetConfig(n_queries=40_000), budget_facts=AMBIGUOUS_FACT_RECIPES["full"]),
 }
 
 

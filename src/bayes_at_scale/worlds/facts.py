@@ -17,6 +17,13 @@ The *monofact rate* (Kalai & Vempala 2024) is the share of training mentions who
 mentioned exactly once; by Good-Turing it estimates the *missing mass*, the popularity of the
 entities never seen, and it lower-bounds the hallucination rate of any calibrated model.
 
+With ``shared_names=True`` (round 2, claim C28) names are drawn with replacement from a small
+name space, so that many entities share each name and the question about a name is ambiguous:
+its right answer depends on which entity it means, and the most a reader of the corpus can know
+is how often each answer is right.  With many mentions per name, a model trained to the corpus's
+frequencies is then calibrated on fresh questions from the mention distribution, which the
+distinct-name worlds' memorising models are not.
+
 The metrics grade answers the way Kalai et al. (2025) propose: +1 for a right answer, 0 for
 "unknown", ``-t / (1 - t)`` for a wrong one, so that answering pays only when the chance of being
 right exceeds ``t``.
@@ -137,6 +144,11 @@ class FactWorld:
         """Name-part ids ``(n_entities, name_length)``."""
         return self.entities[_part_columns(self.name_length)].to_numpy()
 
+    @property
+    def n_names(self) -> int:
+        """The number of distinct names: ``n_entities`` unless names are shared."""
+        return len(np.unique(self.names, axis=0))
+
     def seen(self) -> np.ndarray:
         """Indices of the entities mentioned at least once in training."""
         return np.flatnonzero(self.entities["n"].to_numpy() > 0)
@@ -200,6 +212,9 @@ class FactWorld:
 
         Returns ``prompts`` ``(m, 1 + name_length)`` for the ``m`` entities seen in training and
         ``counts`` ``(m, vocab_size)`` int64: how often each answer followed each question.
+        Where seen entities share a name (``shared_names``), their rows are merged into one per
+        name, in the order of each name's first seen entity: the same corpus, one row per
+        distinct question.
         """
         seen = self.seen()
         rows = self.entities.iloc[seen]
@@ -209,6 +224,15 @@ class FactWorld:
         mis = rows["misinformation"].to_numpy(dtype=bool)
         np.add.at(counts, (at[mis], rows["wrong_value"].to_numpy()[mis]),
                   rows["count_wrong"].to_numpy()[mis])
+        _, first, which = np.unique(self.names[seen], axis=0, return_index=True,
+                                    return_inverse=True)
+        if first.size < seen.size:  # shared names: one row per distinct question
+            order = np.argsort(first)
+            rank = np.empty_like(order)
+            rank[order] = np.arange(order.size)
+            merged = np.zeros((first.size, self.vocab_size), dtype=np.int64)
+            np.add.at(merged, rank[which.ravel()], counts)
+            return self.prompts(seen[np.sort(first)]), torch.as_tensor(merged)
         return self.prompts(seen), torch.as_tensor(counts)
 
     def sample_queries(self, n: int, seed: int) -> np.ndarray:
@@ -239,11 +263,13 @@ def _distinct_names(rng: np.random.Generator, n_entities: int, n_name_parts: int
 def make_fact_world(*, n_entities: int, n_name_parts: int, name_length: int, n_values: int,
                     n_mentions: int, zipf_exponent: float = 1.1, unknown_share: float = 0.0,
                     n_misinformation: int = 0, misinformation_repeats: int = 0,
-                    seed: int) -> FactWorld:
+                    shared_names: bool = False, seed: int) -> FactWorld:
     """Sample a world of entities and facts, and its training corpus.
 
     Names are distinct tuples of part ids, drawn uniformly without replacement from the
-    ``n_name_parts ** name_length`` possible names.  Exactly ``round(unknown_share *
+    ``n_name_parts ** name_length`` possible names; with ``shared_names=True`` each entity's
+    name is drawn uniformly *with* replacement instead, so that entities share names (and the
+    name space may be smaller than the number of entities).  Exactly ``round(unknown_share *
     n_entities)`` entities, chosen at random, have an unknown fact; every other entity's value
     is uniform over ``n_values``.  Popularity is Zipf with ``zipf_exponent`` over a random
     ranking of the entities, and ``n_mentions`` mentions are drawn from it (a multinomial);
@@ -266,7 +292,9 @@ def make_fact_world(*, n_entities: int, n_name_parts: int, name_length: int, n_v
     misinformation_repeats = check_int("misinformation_repeats",
                                                  misinformation_repeats, minimum=0)
     seed = check_int("seed", seed, minimum=0)
-    if n_name_parts**name_length < n_entities:
+    if not isinstance(shared_names, bool):
+        raise TypeError(f"shared_names must be a bool, got {type(shared_names).__name__}")
+    if not shared_names and n_name_parts**name_length < n_entities:
         raise ValueError(
             f"n_entities ({n_entities}) exceeds the n_name_parts ** name_length = "
             f"{n_name_parts}**{name_length} = {n_name_parts**name_length} distinct names")
@@ -280,7 +308,10 @@ def make_fact_world(*, n_entities: int, n_name_parts: int, name_length: int, n_v
                          f"got {misinformation_repeats}")
     rng = np.random.default_rng(seed)
 
-    names = _distinct_names(rng, n_entities, n_name_parts, name_length)
+    if shared_names:
+        names = rng.integers(0, n_name_parts, size=(n_entities, name_length))
+    else:
+        names = _distinct_names(rng, n_entities, n_name_parts, name_length)
     first_value = 1 + n_name_parts  # token layout of FactWorld: BOS, parts, values, UNKNOWN
     unknown_token = first_value + n_values
     is_unknown = np.zeros(n_entities, dtype=bool)
@@ -346,6 +377,38 @@ ROUND2_FACT_RECIPES = {
         training=dict(FACT_RECIPES["quick"].training, steps=300)),
     "full": Recipe(
         corpus=dict(FACT_RECIPES["full"].corpus, n_misinformation=64),
+        model=dict(FACT_RECIPES["full"].model),
+        training=dict(FACT_RECIPES["full"].training)),
+}
+
+
+#: Round 2, claim C28: a world of *ambiguous* questions, in which a pretrained model can be
+#: calibrated.  In the worlds above, half the entities are never mentioned, and a network that
+#: memorises the rest answers questions about them with confidence and no knowledge - no one
+#: temperature calibrates it.  Here 2000 entities share 64 names (two parts out of eight,
+#: drawn with replacement), every name is mentioned about 1500 times, and there is no
+#: misinformation: each answer to a name is right as often as its entities' share of the name's
+#: mentions, and a network fitted to the corpus knows exactly that and no more.  Popularity is flatter than above (Zipf exponent 0.7, not 0.9) so that a
+#: name's most popular value is usually not near-certain: at 0.9 a policy that always gave
+#: each name's most rewarded value would sit only 1.0 to 1.2 nats per query from a calibrated
+#: model (five quick seeds), too close to C28's 1-nat budget to reach it; at 0.7 it sits 1.4
+#: to 1.6 nats away.  The shared names merge into one training row per name
+#: (:meth:`FactWorld.next_token_counts`), so training costs little.  (The other way to a
+#: calibrated model - asking the quick world's model only about entities it has read about -
+#: gives a calibrated model, temperature-scaled ECE 0.017 and 0.004 on seeds 0 and 1, but one
+#: that is already right: with beta lowered to 1e-4 over 600 steps the fine-tuning moved its
+#: held-out answers by 0.002 nats, far short of any budget.)
+AMBIGUOUS_FACT_RECIPES = {
+    "quick": Recipe(
+        corpus=dict(n_entities=2000, n_name_parts=8, name_length=2, n_values=32,
+                    n_mentions=100_000, zipf_exponent=0.7, unknown_share=0.1,
+                    shared_names=True),
+        model=dict(FACT_RECIPES["quick"].model),
+        training=dict(FACT_RECIPES["quick"].training, steps=300)),
+    "full": Recipe(
+        corpus=dict(n_entities=10_000, n_name_parts=16, name_length=2, n_values=64,
+                    n_mentions=1_000_000, zipf_exponent=0.7, unknown_share=0.1,
+                    shared_names=True),
         model=dict(FACT_RECIPES["full"].model),
         training=dict(FACT_RECIPES["full"].training)),
 }

@@ -264,8 +264,14 @@ def answer_logits(model: CausalLM, world: FactWorld, entities) -> torch.Tensor:
     (differentiable; softmax gives the renormalised answer distribution)."""
     check_instance("model", model, CausalLM)
     e = check_indices(entities, check_instance("world", world, FactWorld).n_entities, "entities")
+    return logits_of_answers(model, world, world.prompts(e))
+
+
+def logits_of_answers(model: CausalLM, world: FactWorld, prompts: torch.Tensor) -> torch.Tensor:
+    """:func:`answer_logits` for questions already built (``world.prompts(entities)``), so that
+    a loop over the same questions builds them once."""
     answers = torch.as_tensor(world.answer_tokens, dtype=torch.long)
-    return model(world.prompts(e))[:, -1, :][:, answers]
+    return model(prompts)[:, -1, :][:, answers]
 
 
 @torch.no_grad()
@@ -317,14 +323,19 @@ def answer_rewards(world: FactWorld, entities, threshold: float | None = None,
     scores "unknown" 0 whatever the truth (with ``threshold=None``: the :data:`BENCHMARK`
     grader, claim C28's)."""
     e = check_indices(entities, check_instance("world", world, FactWorld).n_entities, "entities")
+    if threshold is not None:
+        threshold = check_threshold(threshold, upper_closed=False)
     labels = truth_index(world, e)
     n_answers = len(world.answer_tokens)
-    columns = np.arange(n_answers)[None, :]
-    every = np.where(columns == labels[:, None], "right",
-                     np.where(columns == n_answers - 1, "unknown", "wrong"))
-    said = None if credit_unknown else np.broadcast_to(columns == n_answers - 1,
-                                                       every.shape).ravel()
-    return grade(every.ravel(), threshold, said).reshape(every.shape)
+    right = np.arange(n_answers)[None, :] == labels[:, None]
+    if threshold is None:  # grade's scores, without building one string per answer
+        score = right.astype(float)
+    else:
+        score = np.where(right, 1.0, -threshold / (1 - threshold))
+        score[~right[:, -1], -1] = 0.0  # "unknown" about a fact that has a value
+    if not credit_unknown:
+        score[:, -1] = 0.0
+    return score
 
 
 @dataclass(frozen=True)
