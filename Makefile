@@ -86,6 +86,7 @@ benchmark: install
 
 costs: install
 	$(QUICK) $(BIN)/python benchmarks/costs.py
+	$(QUICK) $(BIN)/python benchmarks/costs.py --round 2
 
 # Chapter 5's round-2 protocol at the full scale (10 seeds, every radius; slow on a laptop),
 # recorded with its checksum to data/bandits/, where chapter 5 reads it.

@@ -581,7 +581,11 @@ def test_pooled_conditions_are_judged_once_with_their_interval():
     assert claims.verdict(claim, seeds, {"z": (1.5, 1.2, 1.8)}) == "SUPPORTED"
     assert claims.verdict(claim, seeds, {"z": (1.5, 0.8, 1.8)}) == "INCONCLUSIVE"
     assert claims.verdict(claim, [{"x": 0.9}], {"z": 0.5}) == "REFUTED"
-    assert claims.verdict(claim, seeds, {"z": 0.5}) == "INCONCLUSIVE"  # seeds pass, pool fails
+    # the rule is a conjunction: a clearly failed pooled condition fails it on every seed
+    assert claims.verdict(claim, seeds, {"z": 0.5}) == "REFUTED"
+    # and a pooled condition that holds does not rescue seeds that fail
+    assert claims.verdict(claim, [{"x": 0.9}, {"x": 0.8}], {"z": 1.5}) == "REFUTED"
+    assert claims.verdict(claim, [{"x": 0.9}, {"x": 0.1}], {"z": 1.5}) == "INCONCLUSIVE"
     line = claims.verdict_line(claim, seeds, {"z": (1.5, 1.2, 1.8)})
     assert "x = 0.100/0.200, z = 1.50 [1.20, 1.80] [2 seeds]" in line
     with pytest.raises(KeyError, match="needs statistic"):

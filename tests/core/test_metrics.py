@@ -623,3 +623,29 @@ def test_fit_power_law_with_noise(rng):
 def test_fit_power_law_needs_positive_values():
     with pytest.raises(ValueError, match=r"strictly positive"):
         metrics.fit_power_law([1, 2, 3], [1.0, 0.0, 2.0])
+
+
+# --- a score chosen on one half, judged on the other ---------------------------------------
+
+
+def test_split_halves():
+    a = metrics.split_halves(11, seed=5)
+    assert a.dtype == bool and a.shape == (11,) and a.sum() == 5
+    np.testing.assert_array_equal(a, metrics.split_halves(11, seed=5))
+    assert not np.array_equal(metrics.split_halves(1000, seed=5),
+                              metrics.split_halves(1000, seed=6))
+    with pytest.raises(ValueError, match=r"n must be an integer >= 2"):
+        metrics.split_halves(1, seed=0)
+
+
+def test_choose_score_by_hand():
+    labels = np.array([0, 1] * 20)
+    selection = np.arange(40) % 4 < 2   # two halves, each holding both labels
+    good_on_selection = np.where(selection, labels, 1 - labels).astype(float)
+    good_on_evaluation = 1.0 - good_on_selection
+    candidates = {"a": good_on_evaluation, "b": good_on_selection}
+    assert metrics.choose_score(candidates, labels, selection) == "b"
+    assert metrics.choose_score(candidates, labels, ~selection) == "a"
+    # ties go to the first candidate
+    assert metrics.choose_score({"x": labels * 1.0, "y": labels * 2.0}, labels,
+                                      selection) == "x"

@@ -18,7 +18,7 @@ import pytest
 
 from bayes_at_scale.worlds import facts
 from bayes_at_scale.experiments import uncertainty_is_not_i_dont_know as hallucination
-from bayes_at_scale.core import metrics
+from bayes_at_scale.core import answer_posteriors, metrics
 from bayes_at_scale.core import models
 from bayes_at_scale.core import posteriors
 from bayes_at_scale.core import settings
@@ -767,7 +767,7 @@ class _FakePosterior:
 
 def test_answer_probabilities_with_a_fake_posterior(world):
     fake = _FakePosterior(len(world.answer_tokens))
-    probs, mi = hallucination.answer_probabilities(fake, world.prompts(), n_samples=4, seed=3,
+    probs, mi = answer_posteriors.answer_probabilities(fake, world.prompts(), n_samples=4, seed=3,
                                                    chunk=30)
     n = world.n_entities
     assert probs["LA"].shape == probs["MAP"].shape == (n, len(world.answer_tokens))
@@ -855,31 +855,8 @@ def test_c22_on_the_replicate(answers):
 # --- C23 ----------------------------------------------------------------------------------------
 
 
-def test_split_halves():
-    a = hallucination.split_halves(11, seed=5)
-    assert a.dtype == bool and a.shape == (11,) and a.sum() == 5
-    np.testing.assert_array_equal(a, hallucination.split_halves(11, seed=5))
-    assert not np.array_equal(hallucination.split_halves(1000, seed=5),
-                              hallucination.split_halves(1000, seed=6))
-    with pytest.raises(ValueError, match=r"n must be an integer >= 2"):
-        hallucination.split_halves(1, seed=0)
-
-
 def _halves(n: int = 40) -> np.ndarray:
     return np.arange(n) < n // 2
-
-
-def test_choose_score_by_hand():
-    labels = np.array([0, 1] * 20)
-    selection = _halves()
-    good_on_selection = np.where(selection, labels, 1 - labels).astype(float)
-    good_on_evaluation = 1.0 - good_on_selection
-    candidates = {"a": good_on_evaluation, "b": good_on_selection}
-    assert hallucination.choose_score(candidates, labels, selection) == "b"
-    assert hallucination.choose_score(candidates, labels, ~selection) == "a"
-    # ties go to the first candidate
-    assert hallucination.choose_score({"x": labels * 1.0, "y": labels * 2.0}, labels,
-                                      selection) == "x"
 
 
 def test_choose_score_never_reads_the_evaluation_half():
@@ -887,13 +864,13 @@ def test_choose_score_never_reads_the_evaluation_half():
     labels = rng.integers(0, 2, 40)
     selection = _halves()
     a, b = rng.random(40), rng.random(40)
-    chosen = hallucination.choose_score({"a": a, "b": b}, labels, selection)
+    chosen = metrics.choose_score({"a": a, "b": b}, labels, selection)
     for poison in (np.nan, np.inf, -1e9):
         a2, b2 = a.copy(), b.copy()
         a2[~selection], b2[~selection] = poison, -poison if poison == poison else poison
         labels2 = labels.copy()
         labels2[~selection] = 7          # not even a label
-        assert hallucination.choose_score({"a": a2, "b": b2}, labels2, selection) == chosen
+        assert metrics.choose_score({"a": a2, "b": b2}, labels2, selection) == chosen
 
 
 @pytest.mark.parametrize("candidates, labels, selection, pattern", [
@@ -905,7 +882,7 @@ def test_choose_score_never_reads_the_evaluation_half():
 ])
 def test_choose_score_bad_input(candidates, labels, selection, pattern):
     with pytest.raises(ValueError, match=pattern):
-        hallucination.choose_score(candidates, np.asarray(labels), np.asarray(selection))
+        metrics.choose_score(candidates, np.asarray(labels), np.asarray(selection))
 
 
 def test_auroc_gain_statistics_by_hand():

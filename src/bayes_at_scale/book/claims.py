@@ -227,16 +227,24 @@ def pooled_outcome(claim: Claim, pooled: dict | None) -> str | None:
     return _outcome(claim, conditions, dict(pooled or {}), "pooled")
 
 
+def _both(seed: str, joint: str) -> str:
+    """The outcome of a rule on one seed from its per-seed and its pooled outcome."""
+    if "undecided" in (seed, joint):
+        return "undecided"
+    return "pass" if seed == joint == "pass" else "fail"
+
+
 def verdict(claim: Claim, per_seed: list[dict], pooled: dict | None = None) -> str:
     """Apply the claim's rule to the statistics of every seed (and to the pooled ones)."""
     if not per_seed:
         raise ValueError(f"claim {claim.id}: no seeds evaluated")
-    # a rule of pooled conditions only is decided by them alone
-    outcomes = {seed_outcome(claim, s) for s in per_seed} if claim.conditions_in("seed") \
-        else set()
-    joint = pooled_outcome(claim, pooled)
-    if joint is not None:
-        outcomes.add(joint)
+    # the rule is the conjunction of its conditions: on each seed, it holds where the seed's
+    # conditions and the pooled ones hold, fails where either fails (and nothing is undecided),
+    # and is undecided otherwise; a rule of pooled conditions only is decided by them alone
+    seeds = [seed_outcome(claim, s) for s in per_seed] if claim.conditions_in("seed") \
+        else ["pass"]
+    joint = pooled_outcome(claim, pooled) or "pass"
+    outcomes = {_both(outcome, joint) for outcome in seeds}
     if outcomes == {"pass"}:
         return "SUPPORTED"
     if outcomes == {"fail"}:

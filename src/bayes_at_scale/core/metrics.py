@@ -15,8 +15,8 @@ from scipy import stats
 from torchmetrics.functional.classification import (binary_auroc, binary_roc,
                                                     multiclass_calibration_error)
 
-from .checks import (as_array, check_labels, check_positive_int, check_probabilities,
-                     check_same_shape)
+from .checks import (as_array, check_int, check_labels, check_positive_int,
+                     check_probabilities, check_same_shape)
 
 
 def tv_distance(p, q) -> np.ndarray:
@@ -184,3 +184,39 @@ def bootstrap_ci(statistic, *samples, seed: int, n_resamples: int = 2000,
         confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed),
     )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+# --- choosing a score on one half, judging it on the other ------------------------------
+
+
+def split_halves(n: int, seed: int) -> np.ndarray:
+    """A seeded split of ``n`` queries into two halves: True marks the selection half (the
+    first ``n // 2`` of a random permutation), False the evaluation half."""
+    n = check_int("n", n, minimum=2)
+    selection = np.zeros(n, dtype=bool)
+    selection[np.random.default_rng(check_int("seed", seed, 0)).permutation(n)[:n // 2]] = True
+    return selection
+
+
+def choose_score(candidates: dict, labels, selection) -> str:
+    """The name of the candidate score with the highest AUROC for ``labels`` (1 = wrong) on the
+    ``selection`` half only (ties: the first candidate); the other half is never read."""
+    if not candidates:
+        raise ValueError("no candidate scores given")
+    selection = np.asarray(selection)
+    if selection.dtype != bool or selection.ndim != 1:
+        raise ValueError("selection must be a one-dimensional boolean mask")
+    labels = np.asarray(labels)
+    if labels.shape != selection.shape:
+        raise ValueError(f"labels and selection must have the same shape, got {labels.shape} "
+                         f"and {selection.shape}")
+    best, best_auroc = None, -np.inf
+    for name, score in candidates.items():
+        score = np.asarray(score)
+        if score.shape != selection.shape:
+            raise ValueError(f"score {name!r} must have shape {selection.shape}, got "
+                             f"{score.shape}")
+        value = auroc(score[selection], labels[selection])
+        if value > best_auroc:
+            best, best_auroc = name, value
+    return best

@@ -33,7 +33,7 @@ a bootstrap interval over the repeated timings (:func:`c29_statistics`).  **C30*
 (:func:`run_c30`): on several seeds of chapter 4's round-2 world, the answer posterior of
 :mod:`bayes_at_scale.core.answer_posteriors` against a five-member ensemble; every method is
 scored by the better of its mutual information and its 1 - max p, chosen on a held-out half
-(chapter 4's :func:`~bayes_at_scale.experiments.uncertainty_is_not_i_dont_know.choose_score`),
+(chapter 4's :func:`~bayes_at_scale.core.metrics.choose_score`),
 and Laplace's fit and predictive are set against the training and predictions of the
 ensemble's extra members (:func:`c30_statistics`).  Every timed block of round 2 runs on one
 torch thread.
@@ -54,7 +54,7 @@ import pandas as pd
 import torch
 
 from ..core import metrics
-from ..core.answer_posteriors import fit_answer_posterior
+from ..core.answer_posteriors import answer_probabilities, fit_answer_posterior
 from ..core.checks import check_instance, check_positive, check_positive_int
 from ..core.cost_model import LLM_LAYERS, LLM_VOCABS, llm_laplace_costs, model_shape, plan_fits
 from ..core.models import CausalLM, NextToken, next_token_probs
@@ -66,10 +66,9 @@ from ..core.profiling import (DEFINITIONS, PeakMemory, fit_and_token_epoch, medi
 from ..core.measurements import read_measurement, write_measurement
 from ..core.settings import derive_seed, project_root, torch_threads
 from ..core.training import Recipe
-from ..worlds.facts import (FACT_RECIPES, ROUND2_FACT_RECIPES, FactWorld, answer_outcome,
-                            answer_table, detection_labels, fact_world, make_fact_world)
-# chapter 4's held-out choice of a score, its halves and its answer predictive (C23), reused
-from .uncertainty_is_not_i_dont_know import answer_probabilities, choose_score, split_halves
+from ..worlds.facts import (ANSWER_HALVES, ANSWER_QUERIES, ANSWER_SAMPLES, FACT_RECIPES,
+                            ROUND2_FACT_RECIPES, FactWorld, answer_outcome, answer_table,
+                            detection_labels, fact_world, make_fact_world)
 
 C13_FLAVOUR = DEFAULT_FLAVOUR          # last-layer KFAC, prior precision by marginal likelihood
 ENSEMBLE_SIZE = 5
@@ -251,6 +250,21 @@ def _detection(scores, wrong) -> dict:
             "wrong_rate": float(wrong.mean())}
 
 
+
+def _auroc_ratio_interval(rows: list, la_row: dict, full: dict, seed: int,
+                          n_resamples: int) -> tuple[float, float]:
+    """The bootstrap interval (over queries) of AUROC(``la_row``) / AUROC(``full``), from their
+    per-query ``scores`` and ``wrong`` labels, which are then dropped from every row of
+    ``rows`` (they were only needed for the interval)."""
+    low, high = metrics.bootstrap_ci(
+        lambda a, b, c, d: metrics.auroc(a, b) / metrics.auroc(c, d),
+        la_row["scores"], la_row["wrong"], full["scores"], full["wrong"],
+        seed=seed, n_resamples=n_resamples)
+    for row in rows:
+        del row["scores"], row["wrong"]
+    return low, high
+
+
 def run_c14(scale: str | CostScale, seed: int = 0, log=None) -> dict:
     """Chapter 4's hallucination detection by Laplace posteriors and by deep ensembles.
 
@@ -334,12 +348,7 @@ def run_c14(scale: str | CostScale, seed: int = 0, log=None) -> dict:
 
     c14 = la[scale.c14_flavours[0]]
     la_row, full = pareto[1], pareto[-1]  # C14's flavour and the whole ensemble
-    low, high = metrics.bootstrap_ci(
-        lambda a, b, c, d: metrics.auroc(a, b) / metrics.auroc(c, d),
-        la_row["scores"], la_row["wrong"], full["scores"], full["wrong"],
-        seed=seed, n_resamples=scale.c14_resamples)
-    for row in pareto:  # the per-query arrays were only needed for the interval
-        del row["scores"], row["wrong"]
+    low, high = _auroc_ratio_interval(pareto, la_row, full, seed, scale.c14_resamples)
     return {"seed": seed, "queries": scale.c14_queries, "n_samples": scale.c14_samples,
             "model": dict(scale.c14_model), "train_steps": scale.c14_steps,
             "members": scale.ensemble_size, "flavour": scale.c14_flavours[0],
@@ -533,10 +542,9 @@ C29_FLAVOUR = C13_FLAVOUR
 C30_FLAVOURS = ("last_layer", "embedding_and_head")
 #: The two candidate scores of every method that has a spread (mutual information needs one).
 SCORES = ("mutual information", "1 - max p")
-# derive_seed keys of round 2's random streams; chapter 4's for the queries, the halves and the
-# posterior samples, so that C30's network, queries and Laplace answers are chapter 4's (C23)
+# derive_seed keys of round 2's own random streams (C30 draws chapter 4's queries, halves and
+# posterior samples with worlds.facts' ANSWER_* keys, so its answers are chapter 4's, C23)
 C29_NETWORKS, C29_ORDER, C30_NETWORKS = 5, 6, 7
-CH4_QUERIES, CH4_SAMPLES, CH4_HALVES = 21, 22, 23
 
 
 @dataclass(frozen=True)
@@ -791,15 +799,15 @@ def method_detection(world: FactWorld, queries: np.ndarray, selection: np.ndarra
     ``probs`` ``(n_entities, A)`` is the method's answer distribution about every entity and
     ``mi`` its mutual information (None for a point estimate: its only score is 1 - max p).
     Its answer is the most probable one.  The score - mutual information or 1 - max p - is
-    chosen on the ``selection`` half (:func:`~bayes_at_scale.experiments.
-    uncertainty_is_not_i_dont_know.choose_score`, as C23 does) and evaluated on the other half:
+    chosen on the ``selection`` half (:func:`~bayes_at_scale.core.metrics.choose_score`, as
+    C23 does) and evaluated on the other half:
     ``auroc``; both candidates' AUROCs on the evaluation half are kept beside it."""
     answers = world.answer_tokens[probs.argmax(axis=1)][queries]
     wrong = (answer_outcome(answers, world, queries) == "wrong").astype(int)
     candidates = {SCORES[1]: 1 - probs.max(axis=1)[queries]}
     if mi is not None:
         candidates = {SCORES[0]: np.asarray(mi)[queries], **candidates}
-    choice = choose_score(candidates, wrong, selection)
+    choice = metrics.choose_score(candidates, wrong, selection)
     held = ~selection
     return {"score": choice, "scores": candidates[choice][held], "wrong": wrong[held],
             "auroc": metrics.auroc(candidates[choice][held], wrong[held]),
@@ -824,7 +832,7 @@ def timed_answer_posterior(world: FactWorld, model: CausalLM, flavour: str, n_sa
     Returns ``({"fit_seconds", "predict_seconds", "gradient_norm"}, probs, mi)``: the fit is
     :func:`~bayes_at_scale.core.answer_posteriors.fit_answer_posterior` (curvature, prior
     precision by marginal likelihood, retraining at it, curvature at the mode); the predictive
-    is :func:`~bayes_at_scale.experiments.uncertainty_is_not_i_dont_know.answer_probabilities`
+    is :func:`~bayes_at_scale.core.answer_posteriors.answer_probabilities`
     (MAP's and LA's answer distributions, LA's mutual information)."""
     contexts, counts = world.next_token_counts()
     start = time.perf_counter()
@@ -833,7 +841,7 @@ def timed_answer_posterior(world: FactWorld, model: CausalLM, flavour: str, n_sa
     fit = time.perf_counter() - start
     start = time.perf_counter()
     probs, mi = answer_probabilities(posterior, world.prompts(), n_samples,
-                                     derive_seed(seed, CH4_SAMPLES))
+                                     derive_seed(seed, ANSWER_SAMPLES))
     predict = time.perf_counter() - start
     return ({"fit_seconds": fit, "predict_seconds": predict,
              "gradient_norm": float(posterior.gradient_norm)}, probs, mi)
@@ -891,8 +899,8 @@ def run_c30_seed(scale: str | Round2Scale, seed: int = 0, log=None) -> dict:
     world = fact_world(recipe, seed)
     contexts, counts = world.next_token_counts()
     prompts = world.prompts()
-    queries = world.sample_queries(scale.c30_queries, seed=derive_seed(seed, CH4_QUERIES))
-    selection = split_halves(len(queries), derive_seed(seed, CH4_HALVES))
+    queries = world.sample_queries(scale.c30_queries, seed=derive_seed(seed, ANSWER_QUERIES))
+    selection = metrics.split_halves(len(queries), derive_seed(seed, ANSWER_HALVES))
     with torch_threads(scale.threads):
         members, train_seconds, predict_seconds, member_probs = [], [], [], []
         for k in range(scale.ensemble_size):
@@ -938,12 +946,7 @@ def run_c30_seed(scale: str | Round2Scale, seed: int = 0, log=None) -> dict:
         row["compute_trainings"] = row["compute_seconds"] / one_training
 
     la_row, full = methods[1], methods[-1]     # C30's posterior, the whole ensemble
-    low, high = metrics.bootstrap_ci(
-        lambda a, b, c, d: metrics.auroc(a, b) / metrics.auroc(c, d),
-        la_row["scores"], la_row["wrong"], full["scores"], full["wrong"],
-        seed=seed, n_resamples=scale.c30_resamples)
-    for row in methods:  # the per-query arrays were only needed for the interval
-        del row["scores"], row["wrong"]
+    low, high = _auroc_ratio_interval(methods, la_row, full, seed, scale.c30_resamples)
     own = la[scale.c30_flavours[0]]
     extra = (scale.ensemble_size - 1) * one_training + sum(predict_seconds[1:])
     return {"seed": seed, "queries": scale.c30_queries, "n_samples": scale.c30_samples,

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from ..core import metrics
-from ..core.answer_posteriors import fit_answer_posterior
+from ..core.answer_posteriors import answer_probabilities, fit_answer_posterior
 from ..core.checks import (check_finite_array, check_instance, check_int, check_number,
                            check_positive_int, check_probabilities)
 from ..worlds.fragments import count_bucket
-from ..worlds.facts import (FACT_RECIPES, FactWorld, answer_outcome, answer_table, confident_answers,
-                            detection_labels, fact_world, train_fact_model,
-                    graded_score)
+from ..worlds.facts import (ANSWER_HALVES, ANSWER_QUERIES, ANSWER_SAMPLES, FACT_RECIPES,
+                            FactWorld, answer_outcome, answer_table, confident_answers,
+                            detection_labels, fact_world, train_fact_model, graded_score)
 from ..worlds.facts import ROUND2_FACT_RECIPES, outcome_grades
 from ..core.models import CausalLM, NextToken
 from ..core.posteriors import DEFAULT_FLAVOUR, count_loader, fit_posterior
@@ -332,35 +332,6 @@ def answer_entities(world: FactWorld, probs: dict, mi) -> pd.DataFrame:
     return table
 
 
-def answer_probabilities(posterior, prompts, n_samples: int, seed: int,
-                         chunk: int = 500) -> tuple[dict, np.ndarray]:
-    """MAP's and LA's answer distributions after ``prompts``, and LA's mutual information.
-
-    LA is the mean of ``n_samples`` sampled answer distributions of the GLM posterior and the
-    mutual information comes from the same samples; they are drawn ``chunk`` prompts at a time
-    (the samples of 2,000 prompts would take a hundred megabytes), chunk ``i`` seeded with
-    ``derive_seed(seed, i)``.
-    """
-    check_positive_int("n_samples", n_samples)
-    check_positive_int("chunk", chunk)
-    la, mi = [], []
-    for i, start in enumerate(range(0, len(prompts), chunk)):
-        samples = posterior.samples(prompts[start:start + chunk], n_samples,
-                                    seed=derive_seed(seed, i))
-        la.append(samples.mean(axis=0))
-        mi.append(metrics.mutual_information(samples))
-    return {"MAP": posterior.map_probs(prompts), "LA": np.concatenate(la)}, np.concatenate(mi)
-
-
-def split_halves(n: int, seed: int) -> np.ndarray:
-    """A seeded split of ``n`` queries into two halves: True marks the selection half (the
-    first ``n // 2`` of a random permutation), False the evaluation half."""
-    n = check_int("n", n, minimum=2)
-    selection = np.zeros(n, dtype=bool)
-    selection[np.random.default_rng(check_int("seed", seed, 0)).permutation(n)[:n // 2]] = True
-    return selection
-
-
 def run_answers(recipe: Recipe, seed: int, n_queries: int = N_QUERIES,
                 n_samples: int = N_SAMPLES, statistics: bool = True) -> AnswerReplicate:
     """Round 2 on one seed: sample the world, train the network, fit the answer posterior
@@ -374,11 +345,11 @@ def run_answers(recipe: Recipe, seed: int, n_queries: int = N_QUERIES,
     posterior = fit_answer_posterior(model, *world.next_token_counts(), world.answer_tokens,
                                      flavour="last_layer")
     probs, mi = answer_probabilities(posterior, world.prompts(), n_samples,
-                                     derive_seed(seed, 22))
-    queries = world.sample_queries(n_queries, seed=derive_seed(seed, 21))
+                                     derive_seed(seed, ANSWER_SAMPLES))
+    queries = world.sample_queries(n_queries, seed=derive_seed(seed, ANSWER_QUERIES))
     rep = AnswerReplicate(
         seed=seed, world=world, entities=answer_entities(world, probs, mi), queries=queries,
-        selection=split_halves(len(queries), derive_seed(seed, 23)),
+        selection=metrics.split_halves(len(queries), derive_seed(seed, ANSWER_HALVES)),
         gradient_norm=float(posterior.gradient_norm),
         prior_precision=tuple(float(p) for p in np.atleast_1d(posterior.prior_precision)),
         fit_seconds=float(posterior.fit_seconds),
@@ -497,35 +468,11 @@ def scores(table: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
             "MAP": {MAP_SCORE: 1 - table["confidence_MAP"].to_numpy(float)}}
 
 
-def choose_score(candidates: dict, labels, selection) -> str:
-    """The name of the candidate score with the highest AUROC for ``labels`` (1 = wrong) on the
-    ``selection`` half only (ties: the first candidate); the other half is never read."""
-    if not candidates:
-        raise ValueError("no candidate scores given")
-    selection = np.asarray(selection)
-    if selection.dtype != bool or selection.ndim != 1:
-        raise ValueError("selection must be a one-dimensional boolean mask")
-    labels = np.asarray(labels)
-    if labels.shape != selection.shape:
-        raise ValueError(f"labels and selection must have the same shape, got {labels.shape} "
-                         f"and {selection.shape}")
-    best, best_auroc = None, -np.inf
-    for name, score in candidates.items():
-        score = np.asarray(score)
-        if score.shape != selection.shape:
-            raise ValueError(f"score {name!r} must have shape {selection.shape}, got "
-                             f"{score.shape}")
-        value = metrics.auroc(score[selection], labels[selection])
-        if value > best_auroc:
-            best, best_auroc = name, value
-    return best
-
-
 def la_score_choice(rep: AnswerReplicate) -> str:
     """Score_LA of ``rep``: LA's candidate score that flags LA's wrong answers best on the
     selection half."""
     fresh = rep.fresh
-    return choose_score(scores(fresh)["LA"], detection_labels(fresh, "LA"), rep.selection)
+    return metrics.choose_score(scores(fresh)["LA"], detection_labels(fresh, "LA"), rep.selection)
 
 
 def auroc_gain_statistics(score_la, wrong_la, score_map, wrong_map, seed: int,

@@ -370,6 +370,11 @@ FACT_RECIPES = {
 #: that five seeds fit the chapter's time budget (the network still fits its corpus to within a
 #: few thousandths of a nat per mention).  The answer head is then retrained at the Laplace's
 #: own prior by :func:`bayes_at_scale.core.answer_posteriors.fit_answer_posterior`.
+#: The seed streams (``derive_seed(seed, key)``) of chapter 4's round-2 answers: the fresh
+#: queries, the posterior's samples and the split into selection and evaluation halves; chapter 7
+#: draws the same ones, so that its answers are chapter 4's.
+ANSWER_QUERIES, ANSWER_SAMPLES, ANSWER_HALVES = 21, 22, 23
+
 ROUND2_FACT_RECIPES = {
     "quick": Recipe(
         corpus=dict(FACT_RECIPES["quick"].corpus, n_misinformation=24),
