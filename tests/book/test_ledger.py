@@ -285,3 +285,15 @@ def test_tiles_put_refinements_under_what_they_refine(all_claims):
                                       & (tiles["round"] == 1)).any()
     with pytest.raises(ValueError, match=r"no step of the blog's argument for chapter"):
         ledger.tiles(table.assign(chapter=99))
+
+
+def test_summary_markdown(all_claims):
+    records = {cid: _record(all_claims, cid) for cid in ("C5", "C7")}
+    table = ledger.ledger(records, all_claims)
+    rows = ledger.summary_markdown(table).strip().splitlines()
+    assert _cells(rows[0]) == list(ledger.SUMMARY_HEADER) and len(rows) == 2 + len(all_claims)
+    cells = {re.match(r"\*\*(C\d+)\*\*", _cells(r)[0]).group(1): _cells(r) for r in rows[2:]}
+    assert list(cells) == ledger.reading_order(all_claims)
+    assert cells["C7"][1:] == ["1", "4", ledger.badge(records["C7"].verdict)]
+    assert cells["C15"][0].endswith("*(refines C1)*") and cells["C15"][3] == \
+        f"*{claims.NOT_TESTED}*"

@@ -239,6 +239,21 @@ def ledger_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The front page's short ledger: one row per claim, without the rule and the statistics.
+SUMMARY_HEADER = ("Claim", "Round", "Chapter", "Verdict")
+
+
+def summary_markdown(table: pd.DataFrame) -> str:
+    """The ledger in brief, as a MyST table: each claim (with the claim it refines), its round,
+    its chapter and its verdict badge, in the ledger's order."""
+    lines = ["| " + " | ".join(SUMMARY_HEADER) + " |", "|" + " --- |" * len(SUMMARY_HEADER)]
+    for row in table.itertuples(index=False):
+        refines = f" *(refines {row.refines})*" if row.refines else ""
+        lines.append(f"| **{row.id}** {prose.escape_markdown(row.claim)}{refines} | {row.round} "
+                     f"| {row.chapter} | {badge(row.verdict)} |")
+    return "\n".join(lines) + "\n"
+
+
 def summary_line(table: pd.DataFrame, origin: str) -> str:
     """``Verdicts read from <origin>: 14 of 14 claims tested.``"""
     tested = int((table["verdict"] != NOT_TESTED).sum())
