@@ -27,7 +27,8 @@ from ..core.answer_posteriors import AnswerPosterior
 from ..worlds.fragments import (ANSWERS, FRAGMENT_RECIPES, RARE_TOKEN_RECIPES, FragmentCorpus,
                                 count_bucket, fragment_posterior, fragment_world)
 from ..core.models import CausalLM, NextToken, next_token_probs
-from ..core.posteriors import (DEFAULT_FLAVOUR, AnswerPosteriorConfig, Posterior,
+# answer_flavour is re-exported: chapter 2 reads its round-2 flavour's tolerances through it
+from ..core.posteriors import (DEFAULT_FLAVOUR, AnswerPosteriorConfig, Posterior, answer_flavour,
                                count_loader, fit_posterior, flavour)
 from ..core.settings import at_scale
 from ..core.training import Recipe, train_language_model
