@@ -327,6 +327,10 @@ def raw_math(text: str) -> list[str]:
     return found
 
 
+#: A matplotlib figure's text repr, which a page shows when a figure was not rendered as an image.
+FIGURE_REPR = re.compile(r"<Figure size [\d.]+x[\d.]+ with \d+ Axes>")
+
+
 def screenshot_name(page: str) -> str:
     return page.removesuffix(".html").replace("/", "__") + ".png"
 
@@ -389,6 +393,10 @@ def check_page(page: str, site: Path, server: str, browser, screenshots: Path) -
         failures.append(f"MathJax errors: {seen['mathErrors']}")
     if raw := raw_math(seen["text"]):
         failures.append(f"unrendered math: {raw}")
+
+    # Figures: drawn as images, never shown as their text repr ("<Figure size ... Axes>").
+    if figures := FIGURE_REPR.findall(seen["text"]):
+        failures.append(f"figures shown as text, not drawn: {figures}")
 
     # Execution: no traceback, stderr or exception in any output.
     if seen["badOutputs"]:
