@@ -45,8 +45,8 @@ def _uniform(all_claims, cid: str, value: float, seeds: int = 2) -> claims.Recor
 
 
 def test_in_words():
-    assert [prose.in_words(n) for n in (0, 1, 2, 14, 15, -1)] == [
-        "zero", "one", "two", "fourteen", "15", "-1"]
+    assert [prose.in_words(n) for n in (0, 1, 2, 14, 16, 20, 21, -1)] == [
+        "zero", "one", "two", "fourteen", "sixteen", "twenty", "21", "-1"]
 
 
 def test_prose_list():

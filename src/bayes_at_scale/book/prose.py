@@ -21,7 +21,8 @@ SOURCE_KEYS = {"blog": "blog2024large", "position paper": "papamarkou2024positio
 NOT_MEASURED = "(not yet measured)"
 
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-          "eleven", "twelve", "thirteen", "fourteen")
+          "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+          "eighteen", "nineteen", "twenty")
 
 Records = Mapping[str, Record]
 Claims = Mapping[str, Claim]
