@@ -129,6 +129,13 @@ class _Learner(Policy):
     def pulls(self) -> np.ndarray:
         return np.bincount(self.arms, minlength=self.env.n_arms)
 
+    def _arm_std(self, design: np.ndarray) -> np.ndarray:
+        """Each arm's posterior std of its mean reward (a normal-inverse-gamma ``posterior``),
+        averaged over the contexts of ``design`` ``(n, K, d)``."""
+        n, k, d = design.shape
+        std = self.posterior.mean_std(design.reshape(n * k, d), np.tile(self._groups(k), n))
+        return std.reshape(n, k).mean(axis=0)
+
     def _record(self, arm_std: np.ndarray, **extra) -> None:
         pulls = self.pulls()
         for arm in range(self.env.n_arms):  # an array in ``extra`` holds one value per arm
@@ -187,10 +194,7 @@ class LinearThompson(_Learner):
 
     def _std(self, chosen_inputs: np.ndarray) -> np.ndarray:
         """Posterior std of each arm's mean reward, averaged over recent contexts."""
-        x = self._design(self.env.probe_inputs(chosen_inputs))    # (n, K, d)
-        n, k, d = x.shape
-        std = self.posterior.mean_std(x.reshape(n * k, d), np.tile(self._groups(k), n))
-        return std.reshape(n, k).mean(axis=0)
+        return self._arm_std(self._design(self.env.probe_inputs(chosen_inputs)))
 
     def _choose(self, rounds, step: int) -> np.ndarray:
         rng = np.random.default_rng(derive_seed(self.seed, step, 2))
@@ -430,10 +434,8 @@ class NeuralLinearThompson(_NeuralPolicy):
                                                 self.lambda_prior)
         self.posterior.fit(x, self.observed, self._groups(self.env.n_arms)[self.arms])
         probe = self.design(self.env.probe_inputs(self.inputs[-self.update_every:]))
-        n, k, d = probe.shape
-        std = self.posterior.mean_std(probe.reshape(n * k, d), np.tile(self._groups(k), n))
-        noise = np.sqrt(self.posterior.noise_variance)[self._groups(k)]
-        self._record(std.reshape(n, k).mean(axis=0), sigma_noise=noise)
+        noise = np.sqrt(self.posterior.noise_variance)[self._groups(self.env.n_arms)]
+        self._record(self._arm_std(probe), sigma_noise=noise)
 
     def _choose(self, rounds, step: int) -> np.ndarray:
         beta = self.posterior.sample(rounds.n_rounds, self.sampler)  # (n, G, d)

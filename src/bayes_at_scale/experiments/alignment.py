@@ -152,9 +152,7 @@ def run_c11(recipe: OveroptimisationRecipe, seed: int, k: float = K_PESSIMISM,
     k = check_number("k", k, 0.0, low_open=False)
     start = time.perf_counter()
     with torch_threads(check_threads(threads)):
-        gold, policy = recipe.gold(), recipe.policy()
-        rng = np.random.default_rng(derive_seed(seed, 11))
-        data, model, posterior = _fit_proxy(recipe, gold, policy, rng, seed)
+        gold, policy, rng, data, model, posterior = _world_and_proxy(recipe, seed, 11)
         held_pairs, held_gold = data["held_pairs"], data["held_gold"]
         x, ood, g, mean, std, proxy = _candidates(recipe, gold, policy, posterior, rng)
         scores = {"MAP": mean, "pessimistic": pessimistic_scores(mean, std, k)}
@@ -170,6 +168,15 @@ def run_c11(recipe: OveroptimisationRecipe, seed: int, k: float = K_PESSIMISM,
         base_gold=float(g.mean()), heldout_accuracy=accuracy,
         prior_precision=float(posterior.prior_precision.mean()), components=components,
         seconds=time.perf_counter() - start)
+
+
+def _world_and_proxy(recipe, seed: int, key: int):
+    """The gold reward and base policy of ``recipe``, the generator of ``seed``'s draws (stream
+    ``key``) and the proxy trained on them with its posterior (:func:`_fit_proxy`): how C11's
+    and C27's replicates begin."""
+    gold, policy = recipe.gold(), recipe.policy()
+    rng = np.random.default_rng(derive_seed(seed, key))
+    return (gold, policy, rng, *_fit_proxy(recipe, gold, policy, rng, seed))
 
 
 def _fit_proxy(recipe: OveroptimisationRecipe, gold, policy, rng: np.random.Generator,
@@ -322,9 +329,7 @@ def run_c27(recipe: TurnoverRecipe, seed: int, k: float = K_PESSIMISM,
     k = check_number("k", k, 0.0, low_open=False)
     start = time.perf_counter()
     with torch_threads(check_threads(threads)):
-        gold, policy = recipe.gold(), recipe.policy()
-        rng = np.random.default_rng(derive_seed(seed, 27))
-        data, model, posterior = _fit_proxy(recipe, gold, policy, rng, seed)
+        gold, policy, rng, data, model, posterior = _world_and_proxy(recipe, seed, 27)
         x, ood, g, mean, std, _ = _candidates(recipe, gold, policy, posterior, rng)
         members = [model] + [train_reward_model(data["pairs"], data["preferred"],
                                                 recipe.reward_model, derive_seed(seed, 27, m))
