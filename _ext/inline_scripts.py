@@ -1,11 +1,13 @@
-"""Emit each inline <script> of a page once (a fix for Sphinx 7.4, which Jupyter Book 1 pins).
+"""Emit each inline <script> of a page once (a fix for Sphinx 7.4, which Jupyter Book 1
+pins).
 
-An extension that calls ``app.add_js_file(None, body=...)`` after the builder is initialised (as
-sphinx-thebe and sphinx-togglebutton do) gets its script registered twice: once on the builder
-with the file name ``None``, once more from the registry with the file name ``''`` when the
-builder prepares to write. The two compare unequal, so every page carried both copies, and the
-second ``const THEBE_JS_URL = ...`` threw "Identifier 'THEBE_JS_URL' has already been declared"
-in the reader's browser (tests/test_site.py fails on any such page error).
+An extension that calls ``app.add_js_file(None, body=...)`` after the builder is
+initialised (as sphinx-thebe and sphinx-togglebutton do) gets its script registered
+twice: once on the builder with the file name ``None``, once more from the registry with
+the file name ``''`` when the builder prepares to write. The two compare unequal, so
+every page carried both copies, and the second ``const THEBE_JS_URL = ...`` threw
+"Identifier 'THEBE_JS_URL' has already been declared" in the reader's browser
+(tests/test_site.py fails on any such page error).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> Non
 
 
 def setup(app):
-    # After the other extensions' html-page-context handlers (default priority 500) have added theirs.
+    # After the other extensions' html-page-context handlers (default priority 500) have
+    # added theirs.
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

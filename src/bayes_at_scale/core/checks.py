@@ -1,9 +1,10 @@
-"""The one home of argument checks: every public function of the package validates its input
-with these, so that bad input gets a clear error naming the argument, never a silent wrong number.
+"""The one home of argument checks: every public function of the package validates its
+input with these, so that bad input gets a clear error naming the argument, never a
+silent wrong number.
 
 Each check returns the value it accepted, converted to a plain type where that helps
-(``check_int`` returns an ``int``, ``check_number`` a ``float``, the array checks an array), so a
-caller can write ``steps = check_int("steps", steps)``.
+(``check_int`` returns an ``int``, ``check_number`` a ``float``, the array checks an
+array), so a caller can write ``steps = check_int("steps", steps)``.
 """
 
 from __future__ import annotations
@@ -20,31 +21,52 @@ ATOL = 1e-4
 _NUMBER = (int, float, np.integer, np.floating)
 
 
-# --- scalars ---------------------------------------------------------------------------------
+# --- scalars --------------------------------------------------------------------------
 
 
 def check_int(name: str, value, minimum: int = 1) -> int:
     """An integer (not a bool) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+    ):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
 def check_ints(name: str, value) -> list[int]:
     """A positive integer, or a non-empty sequence of them, as a list."""
-    values = [value] if isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
-        else list(value) if isinstance(value, Iterable) and not isinstance(value, (str, bytes)) \
-        else None
-    if not values or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
-                         for v in values):
-        raise ValueError(f"{name} must be a positive integer or a non-empty sequence of them, "
-                         f"got {value!r}")
+    values = (
+        [value]
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        else (
+            list(value)
+            if isinstance(value, Iterable) and not isinstance(value, (str, bytes))
+            else None
+        )
+    )
+    if not values or any(
+        isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
+        for v in values
+    ):
+        raise ValueError(
+            f"{name} must be a positive integer or a non-empty sequence of them, "
+            f"got {value!r}"
+        )
     return [int(v) for v in values]
 
 
-def check_number(name: str, value, low: float | None = None, high: float | None = None,
-                 low_open: bool = True, high_open: bool = True) -> float:
-    """A finite number inside the interval from ``low`` to ``high`` (open ends by default)."""
+def check_number(
+    name: str,
+    value,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = True,
+    high_open: bool = True,
+) -> float:
+    """A finite number inside the interval from ``low`` to ``high`` (open ends by
+    default)."""
     if isinstance(value, bool) or not isinstance(value, _NUMBER):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     value = float(value)
@@ -54,8 +76,13 @@ def check_number(name: str, value, low: float | None = None, high: float | None 
     if high is not None:
         bad = bad or (value >= high if high_open else value > high)
     if bad:
-        interval = (("(" if low_open else "[") + ("-inf" if low is None else f"{low:g}") + ", "
-                    + ("inf" if high is None else f"{high:g}") + (")" if high_open else "]"))
+        interval = (
+            ("(" if low_open else "[")
+            + ("-inf" if low is None else f"{low:g}")
+            + ", "
+            + ("inf" if high is None else f"{high:g}")
+            + (")" if high_open else "]")
+        )
         raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
     return value
 
@@ -82,16 +109,20 @@ def check_threshold(threshold, upper_closed: bool) -> float:
 
 def check_threads(threads: int | None) -> int | None:
     """A torch thread count (an integer >= 1), or None for "leave it alone"."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
         raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
     return threads
 
 
 def check_hidden(hidden, kinds: tuple[type, ...] = (tuple, list)) -> list[int]:
-    """Hidden layer sizes: a non-empty tuple (or another of ``kinds``) of positive integers."""
+    """Hidden layer sizes: a non-empty tuple (or another of ``kinds``) of positive
+    integers."""
     if not isinstance(hidden, kinds) or not hidden:
-        raise ValueError(f"hidden must be a non-empty tuple of layer sizes, got {hidden!r}")
+        raise ValueError(
+            f"hidden must be a non-empty tuple of layer sizes, got {hidden!r}"
+        )
     return [check_int("hidden layer size", h) for h in hidden]
 
 
@@ -102,23 +133,30 @@ def check_instance(name: str, value, kind: type):
     return value
 
 
-def check_items(items, kind: type, what: str = "replicates", accept_one: bool = True) -> list:
-    """A non-empty list of ``kind`` objects (a single one is wrapped when ``accept_one``)."""
+def check_items(
+    items, kind: type, what: str = "replicates", accept_one: bool = True
+) -> list:
+    """A non-empty list of ``kind`` objects (a single one is wrapped when
+    ``accept_one``)."""
     items = [items] if accept_one and isinstance(items, kind) else list(items)
     if not items:
         raise ValueError(f"no {what} given")
     for item in items:
         if not isinstance(item, kind):
-            raise TypeError(f"expected {kind.__name__} objects, got {type(item).__name__}")
+            raise TypeError(
+                f"expected {kind.__name__} objects, got {type(item).__name__}"
+            )
     return items
 
 
-# --- arrays ----------------------------------------------------------------------------------
+# --- arrays ---------------------------------------------------------------------------
 
 
 def as_array(x, name: str) -> np.ndarray:
     """``x`` (array-like or tensor) as a float array: not empty, no NaN, no infinity."""
-    arr = np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=float)
+    arr = np.asarray(
+        x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=float
+    )
     if arr.size == 0:
         raise ValueError(f"{name} is empty")
     if np.isnan(arr).any():
@@ -130,7 +168,9 @@ def as_array(x, name: str) -> np.ndarray:
 
 def check_finite_array(x, name: str, ndim: int | None = None) -> np.ndarray:
     """``x`` as a finite float array with ``ndim`` dimensions (any, if None)."""
-    arr = np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=float)
+    arr = np.asarray(
+        x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=float
+    )
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
     if arr.size == 0:
@@ -142,11 +182,14 @@ def check_finite_array(x, name: str, ndim: int | None = None) -> np.ndarray:
 
 def check_same_shape(a: np.ndarray, b: np.ndarray, names: str) -> None:
     if a.shape != b.shape:
-        raise ValueError(f"{names} must have the same shape, got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"{names} must have the same shape, got {a.shape} and {b.shape}"
+        )
 
 
 def check_probabilities(p, name: str = "p", atol: float = ATOL) -> np.ndarray:
-    """Return ``p`` as a float array after checking its last axis holds probability vectors."""
+    """Return ``p`` as a float array after checking its last axis holds probability
+    vectors."""
     arr = as_array(p, name)
     if arr.ndim == 0:
         raise ValueError(f"{name} must have at least one axis of categories")
@@ -174,7 +217,9 @@ def check_counts(counts, name: str = "counts") -> np.ndarray:
     arr = np.asarray(counts)
     if arr.size == 0:
         raise ValueError(f"{name} is empty")
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(
+        arr.dtype, np.complexfloating
+    ):
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     if np.isnan(arr.astype(float)).any():
         raise ValueError(f"{name} contains NaN")
@@ -197,22 +242,31 @@ def check_indices(values, n: int, what: str = "entities") -> np.ndarray:
     return e.astype(np.int64)
 
 
-def check_actions(actions, n_rounds: int, n_arms: int, name: str = "actions") -> np.ndarray:
-    """``actions`` as an int array of shape ``(n_rounds,)`` with values in ``0..n_arms - 1``."""
+def check_actions(
+    actions, n_rounds: int, n_arms: int, name: str = "actions"
+) -> np.ndarray:
+    """``actions`` as an int array of shape ``(n_rounds,)`` with values in ``0..n_arms -
+    1``."""
     arr = np.asarray(actions)
     if arr.shape != (n_rounds,):
         raise ValueError(f"{name} must have shape ({n_rounds},), got {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.issubdtype(arr.dtype, np.floating) or not np.all(arr == np.round(arr)):
-            raise ValueError(f"{name} must be integer arm indices, got dtype {arr.dtype}")
+        if not np.issubdtype(arr.dtype, np.floating) or not np.all(
+            arr == np.round(arr)
+        ):
+            raise ValueError(
+                f"{name} must be integer arm indices, got dtype {arr.dtype}"
+            )
     arr = arr.astype(np.int64)
     if arr.size and (arr.min() < 0 or arr.max() >= n_arms):
-        raise ValueError(f"{name} must be arm indices in 0..{n_arms - 1}, got values in "
-                         f"{arr.min()}..{arr.max()}")
+        raise ValueError(
+            f"{name} must be arm indices in 0..{n_arms - 1}, got values in "
+            f"{arr.min()}..{arr.max()}"
+        )
     return arr
 
 
-# --- tensors ---------------------------------------------------------------------------------
+# --- tensors --------------------------------------------------------------------------
 
 
 def check_feature_inputs(inputs, name: str = "inputs") -> None:
@@ -220,20 +274,26 @@ def check_feature_inputs(inputs, name: str = "inputs") -> None:
     if not isinstance(inputs, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(inputs).__name__}")
     if inputs.dim() != 2 or not inputs.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor of shape (n, features), got "
-                         f"{inputs.dtype} of shape {tuple(inputs.shape)}")
+        raise ValueError(
+            f"{name} must be a floating-point tensor of shape (n, features), got "
+            f"{inputs.dtype} of shape {tuple(inputs.shape)}"
+        )
     if not torch.isfinite(inputs).all():
         raise ValueError(f"{name} contain NaN or infinite values")
 
 
-def check_count_weights(contexts: torch.Tensor, counts: torch.Tensor, vocab_size: int,
-                        whole: bool) -> None:
-    """Counts (or, with ``whole=False``, non-negative weights) of next tokens per context."""
+def check_count_weights(
+    contexts: torch.Tensor, counts: torch.Tensor, vocab_size: int, whole: bool
+) -> None:
+    """Counts (or, with ``whole=False``, non-negative weights) of next tokens per
+    context."""
     if not isinstance(contexts, torch.Tensor) or not isinstance(counts, torch.Tensor):
         raise TypeError("contexts and counts must be torch tensors")
     expected = (contexts.shape[0], vocab_size)
     if tuple(counts.shape) != expected:
-        raise ValueError(f"counts must have shape {expected}, got {tuple(counts.shape)}")
+        raise ValueError(
+            f"counts must have shape {expected}, got {tuple(counts.shape)}"
+        )
     if counts.is_floating_point():
         if torch.isnan(counts).any():
             raise ValueError("counts contain NaN")
@@ -245,12 +305,17 @@ def check_count_weights(contexts: torch.Tensor, counts: torch.Tensor, vocab_size
         raise ValueError("the corpus is empty: all counts are zero")
 
 
-def check_next_token_counts(contexts: torch.Tensor, counts: torch.Tensor, vocab_size: int) -> None:
-    """Raise a ``ValueError`` naming the problem unless (contexts, counts) form a valid corpus."""
+def check_next_token_counts(
+    contexts: torch.Tensor, counts: torch.Tensor, vocab_size: int
+) -> None:
+    """Raise a ``ValueError`` naming the problem unless (contexts, counts) form a valid
+    corpus."""
     if not isinstance(contexts, torch.Tensor) or not isinstance(counts, torch.Tensor):
         raise TypeError("contexts and counts must be torch tensors")
     if contexts.dim() != 2 or contexts.shape[1] < 1:
-        raise ValueError(f"contexts must have shape (m, T) with T >= 1, got {tuple(contexts.shape)}")
+        raise ValueError(
+            f"contexts must have shape (m, T) with T >= 1, got {tuple(contexts.shape)}"
+        )
     if contexts.shape[0] == 0:
         raise ValueError("the corpus is empty: no contexts to train on")
     check_count_weights(contexts, counts, vocab_size, whole=True)
@@ -259,18 +324,22 @@ def check_next_token_counts(contexts: torch.Tensor, counts: torch.Tensor, vocab_
 
 
 def check_preference_pairs(pairs, preferred) -> None:
-    """Preference data: a float tensor of pairs ``(n, 2, dim)``, ``n >= 1``, and a tensor of
-    ``n`` indices of the preferred response."""
+    """Preference data: a float tensor of pairs ``(n, 2, dim)``, ``n >= 1``, and a
+    tensor of ``n`` indices of the preferred response."""
     if not isinstance(pairs, torch.Tensor) or not isinstance(preferred, torch.Tensor):
         raise TypeError("pairs and preferred must be torch tensors")
     if pairs.dim() != 3 or pairs.shape[1] != 2 or not pairs.is_floating_point():
-        raise ValueError(f"pairs must be a float tensor of shape (n, 2, dim), got "
-                         f"{tuple(pairs.shape)}")
+        raise ValueError(
+            "pairs must be a float tensor of shape (n, 2, dim), got "
+            f"{tuple(pairs.shape)}"
+        )
     if pairs.shape[0] == 0:
         raise ValueError("pairs is empty")
     if preferred.shape != (pairs.shape[0],):
-        raise ValueError(f"preferred must have shape ({pairs.shape[0]},), got "
-                         f"{tuple(preferred.shape)}")
+        raise ValueError(
+            f"preferred must have shape ({pairs.shape[0]},), got "
+            f"{tuple(preferred.shape)}"
+        )
 
 
 def check_positive_int(name: str, value) -> int:

@@ -2,7 +2,8 @@
 
 Read from the environment once, validated, and applied with :func:`configure`:
 
-* ``ESSAY_SCALE``   ``quick`` (default, minutes on a laptop) or ``full`` (paper-quality figures);
+* ``ESSAY_SCALE``   ``quick`` (default, minutes on a laptop) or ``full`` (paper-quality
+  figures);
 * ``ESSAY_SEED``    base seed, a non-negative integer (default 0);
 * ``ESSAY_THREADS`` torch / BLAS thread count, a positive integer (default 2);
 * ``ESSAY_DTYPE``   ``float32`` (default) or ``float64``.
@@ -43,12 +44,24 @@ class Settings:
     def __post_init__(self):
         if self.scale not in SCALES:
             raise ValueError(f"unknown scale {self.scale!r}: expected one of {SCALES}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or self.seed < 0
+        ):
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
+        if (
+            isinstance(self.threads, bool)
+            or not isinstance(self.threads, int)
+            or self.threads < 1
+        ):
+            raise ValueError(
+                f"threads must be a positive integer, got {self.threads!r}"
+            )
         if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}: expected one of {tuple(DTYPES)}")
+            raise ValueError(
+                f"unknown dtype {self.dtype!r}: expected one of {tuple(DTYPES)}"
+            )
 
     def seeds(self, n: int) -> list[int]:
         """``n`` replicate seeds derived from the base seed."""
@@ -69,12 +82,17 @@ def _int_from_env(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
-ENV_VARS = {"scale": "ESSAY_SCALE", "seed": "ESSAY_SEED", "threads": "ESSAY_THREADS",
-            "dtype": "ESSAY_DTYPE"}
+ENV_VARS = {
+    "scale": "ESSAY_SCALE",
+    "seed": "ESSAY_SEED",
+    "threads": "ESSAY_THREADS",
+    "dtype": "ESSAY_DTYPE",
+}
 
 
 def from_env() -> Settings:
-    """Settings read from the ``ESSAY_*`` environment variables; errors name the variable."""
+    """Settings read from the ``ESSAY_*`` environment variables; errors name the
+    variable."""
     values = {
         "scale": os.environ.get("ESSAY_SCALE", "quick") or "quick",
         "seed": _int_from_env("ESSAY_SEED", 0),
@@ -90,32 +108,41 @@ def from_env() -> Settings:
 
 
 def at_scale(options: Mapping[str, T], scale: str) -> T:
-    """``options[scale]``: what a recipe table holds for ``scale``; an unknown scale is an error
-    that names the scales there are."""
+    """``options[scale]``: what a recipe table holds for ``scale``; an unknown scale is
+    an error that names the scales there are."""
     if scale not in options:
         raise ValueError(f"unknown scale {scale!r}: expected one of {tuple(options)}")
     return options[scale]
 
 
 def derive_seed(seed: int, *keys: int) -> int:
-    """A 32-bit seed derived from a run's ``seed`` and integer ``keys`` (a stage, a step, a
-    member...), statistically independent across keys: the one way the package derives seeds.
+    """A 32-bit seed derived from a run's ``seed`` and integer ``keys`` (a stage, a
+    step, a member...), statistically independent across keys: the one way the package
+    derives seeds.
 
-    ``derive_seed(seed, 3)`` and ``derive_seed(seed, 4)`` seed two unrelated streams of one run,
-    and ``derive_seed(seed, step, 5)`` a stream per step.  (NumPy's ``SeedSequence`` hashes the
-    integers, so nearby seeds do not give overlapping streams, as ``seed + 1000`` offsets can.)
+    ``derive_seed(seed, 3)`` and ``derive_seed(seed, 4)`` seed two unrelated streams of
+    one run, and ``derive_seed(seed, step, 5)`` a stream per step.  (NumPy's
+    ``SeedSequence`` hashes the integers, so nearby seeds do not give overlapping
+    streams, as ``seed + 1000`` offsets can.)
     """
     values = [seed, *keys]
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"seed and keys must be non-negative integers, got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, np.integer))
+            or value < 0
+        ):
+            raise ValueError(
+                f"seed and keys must be non-negative integers, got {value!r}"
+            )
     return int(np.random.SeedSequence([int(v) for v in values]).generate_state(1)[0])
 
 
 @contextlib.contextmanager
 def seeded_torch(seed: int):
     """Inside the block torch's global generator is seeded with ``seed`` (for module
-    initialisation, which draws from it); outside it the caller's random state is untouched."""
+    initialisation, which draws from it); outside it the caller's random state is
+    untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
@@ -131,8 +158,9 @@ def seed_everything(seed: int) -> torch.Generator:
 
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
-    """Run torch on ``threads`` threads inside the block, restoring the setting after (None leaves
-    it alone).  The bandit and reward networks are so small that one thread is fastest."""
+    """Run torch on ``threads`` threads inside the block, restoring the setting after
+    (None leaves it alone).  The bandit and reward networks are so small that one thread
+    is fastest."""
     check_threads(threads)
     before = torch.get_num_threads()
     if threads is not None:
@@ -155,18 +183,21 @@ def configure(settings: Settings | None = None) -> Settings:
     quiet_library_warnings()
     import matplotlib
 
-    matplotlib.use("agg")  # figures are shown by glue/display, never by pyplot's auto-display
+    # figures are shown by glue/display, never by pyplot's auto-display
+    matplotlib.use("agg")
     if in_notebook():
-        # Render Figure objects as PNG in the notebook (the book's figures are glued from them).
+        # Render Figure objects as PNG at twice their size (sharp on high-resolution
+        # screens) (the book's figures are glued from them).
         from matplotlib_inline.backend_inline import set_matplotlib_formats
 
-        set_matplotlib_formats("png")
+        set_matplotlib_formats("retina")
     return settings
 
 
 def quiet_library_warnings() -> None:
-    """Library chatter is not part of a result: keep it out of notebook outputs and logs (every
-    chapter's process, and every worker process of :mod:`bayes_at_scale.core.runner`)."""
+    """Library chatter is not part of a result: keep it out of notebook outputs and logs
+    (every chapter's process, and every worker process of
+    :mod:`bayes_at_scale.core.runner`)."""
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -177,8 +208,8 @@ _QUIET_PROGRESS = contextvars.ContextVar("quiet_progress", default=False)
 
 @contextlib.contextmanager
 def quiet_progress():
-    """No progress bars inside the block (the runner's tasks: a worker's stderr would land in the
-    notebook cell that started it)."""
+    """No progress bars inside the block (the runner's tasks: a worker's stderr would
+    land in the notebook cell that started it)."""
     token = _QUIET_PROGRESS.set(True)
     try:
         yield
@@ -187,12 +218,14 @@ def quiet_progress():
 
 
 def show_progress() -> bool:
-    """Whether long loops show a progress bar: outside notebooks and outside runner tasks."""
+    """Whether long loops show a progress bar: outside notebooks and outside runner
+    tasks."""
     return not in_notebook() and not _QUIET_PROGRESS.get()
 
 
 def in_notebook() -> bool:
-    """True inside a Jupyter kernel (where progress bars would clutter executed outputs)."""
+    """True inside a Jupyter kernel (where progress bars would clutter executed
+    outputs)."""
     shell = sys.modules.get("IPython")
     if shell is None:
         return False
@@ -201,7 +234,8 @@ def in_notebook() -> bool:
 
 
 def project_root(start: Path | None = None) -> Path:
-    """The book's root folder: ``ESSAY_ROOT`` or the nearest parent holding ``data/claims.yaml``."""
+    """The book's root folder: ``ESSAY_ROOT`` or the nearest parent holding
+    ``data/claims.yaml``."""
     env = os.environ.get("ESSAY_ROOT")
     if env:
         root = Path(env)
@@ -216,5 +250,6 @@ def project_root(start: Path | None = None) -> Path:
     if (package_guess / "data" / "claims.yaml").is_file():
         return package_guess
     raise FileNotFoundError(
-        f"cannot find the book's root (a folder with data/claims.yaml) above {here}; set ESSAY_ROOT"
+        f"cannot find the book's root (a folder with data/claims.yaml) above {here};"
+        " set ESSAY_ROOT"
     )

@@ -200,6 +200,41 @@ def cumulative_regret_table(runs, every: int = 1) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def regret_ratio_table(runs, baseline: str, seed: int, every: int = 50) -> pd.DataFrame:
+    """Cumulative regret relative to ``baseline``'s, as it grows: per environment, policy
+    (every one but ``baseline``) and every ``every``-th round (and the last), the mean over
+    the seeds of the policy's cumulative regret divided by the mean of ``baseline``'s on the
+    same seeds, with its paired seed-bootstrap 95% interval.  At the last round this is the
+    ratio of C10.  Rounds where ``baseline``'s mean regret is still zero have no ratio and
+    are left out.
+
+    Columns: environment, policy, step, seeds, ratio, ratio_low, ratio_high.
+    """
+    return _relative_regret(cumulative_regret_table(runs, every), baseline, seed)
+
+
+def _relative_regret(table: pd.DataFrame, baseline: str, seed: int) -> pd.DataFrame:
+    """:func:`regret_ratio_table` from a :func:`cumulative_regret_table`."""
+    if baseline not in set(table["policy"]):
+        raise ValueError(f"no run of the baseline policy {baseline!r}")
+    policies = [p for p in dict.fromkeys(table["policy"]) if p != baseline]
+    wide = table.pivot_table(index=["environment", "step", "seed"], columns="policy",
+                             values="cumulative_regret", sort=False)
+    rows = []
+    for (environment, step), block in wide.groupby(level=[0, 1], sort=False):
+        for policy in policies:
+            pair = block[[policy, baseline]].dropna()
+            x, y = pair[policy].to_numpy(), pair[baseline].to_numpy()
+            if len(pair) < 2 or y.mean() <= 0:
+                continue
+            low, high = metrics.bootstrap_ci(lambda a, b: a.mean() / b.mean(), x, y,
+                                             seed=seed)
+            rows.append({"environment": environment, "policy": policy, "step": step,
+                         "seeds": len(pair), "ratio": x.mean() / y.mean(),
+                         "ratio_low": low, "ratio_high": high})
+    return pd.DataFrame(rows)
+
+
 def final_regret_table(runs) -> pd.DataFrame:
     """One row per run: environment, policy, seed, final cumulative regret, share of optimal
     actions, seconds."""

@@ -18,7 +18,8 @@ from ..core.training import Recipe
 
 
 def load_pydoc_text(max_chars: int | None = None) -> str:
-    """The English help texts that ship with Python (``pydoc_data.topics``), in sorted topic order."""
+    """The English help texts that ship with Python (``pydoc_data.topics``), in sorted
+    topic order."""
     from pydoc_data.topics import topics
 
     text = "\n".join(topics[k] for k in sorted(topics))
@@ -32,7 +33,8 @@ def load_pydoc_text(max_chars: int | None = None) -> str:
 
 @dataclass(frozen=True)
 class CharCorpus:
-    """A character-level corpus: every run of ``context`` characters and what followed it."""
+    """A character-level corpus: every run of ``context`` characters and what followed
+    it."""
 
     text: str
     context: int
@@ -43,7 +45,8 @@ class CharCorpus:
         check_int("context", self.context)
         if len(self.text) <= self.context:
             raise ValueError(
-                f"text has {len(self.text)} characters, fewer than context + 1 = {self.context + 1}"
+                f"text has {len(self.text)} characters, fewer than context + 1 ="
+                f" {self.context + 1}"
             )
 
     @cached_property
@@ -57,7 +60,9 @@ class CharCorpus:
     @cached_property
     def ids(self) -> np.ndarray:
         lookup = {c: i for i, c in enumerate(self.alphabet)}
-        return np.fromiter((lookup[c] for c in self.text), dtype=np.int64, count=len(self.text))
+        return np.fromiter(
+            (lookup[c] for c in self.text), dtype=np.int64, count=len(self.text)
+        )
 
     @cached_property
     def _contexts(self) -> tuple[np.ndarray, np.ndarray]:
@@ -68,20 +73,23 @@ class CharCorpus:
         return contexts, counts
 
     def next_token_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Distinct contexts of ``context`` characters ``(m, context)`` and, for each, how often
-        every character followed it ``(m, vocab_size)``."""
+        """Distinct contexts of ``context`` characters ``(m, context)`` and, for each,
+        how often every character followed it ``(m, vocab_size)``."""
         contexts, counts = self._contexts
         return torch.as_tensor(contexts), torch.as_tensor(counts)
 
     def bigram_codes(self) -> np.ndarray:
         """For each distinct context, an integer code of its last two characters."""
         if self.context < 2:
-            raise ValueError(f"two-character contexts need context >= 2, got {self.context}")
+            raise ValueError(
+                f"two-character contexts need context >= 2, got {self.context}"
+            )
         contexts, _ = self._contexts
         return contexts[:, -2] * self.vocab_size + contexts[:, -1]
 
     def bigram_contexts(self, min_count: int) -> pd.DataFrame:
-        """Two-character contexts seen at least ``min_count`` times, with next-character counts.
+        """Two-character contexts seen at least ``min_count`` times, with next-character
+        counts.
 
         Returns a frame indexed by the context (a two-character string), one column per
         character of the alphabet.
@@ -92,44 +100,53 @@ class CharCorpus:
         table = np.zeros((self.vocab_size**2, self.vocab_size), dtype=np.int64)
         np.add.at(table, codes, counts)
         keep = np.flatnonzero(table.sum(axis=1) >= min_count)
-        names = [self.alphabet[k // self.vocab_size] + self.alphabet[k % self.vocab_size]
-                 for k in keep]
-        return pd.DataFrame(table[keep], index=pd.Index(names, name="context"),
-                            columns=self.alphabet).assign(code=keep)
+        names = [
+            self.alphabet[k // self.vocab_size] + self.alphabet[k % self.vocab_size]
+            for k in keep
+        ]
+        return pd.DataFrame(
+            table[keep], index=pd.Index(names, name="context"), columns=self.alphabet
+        ).assign(code=keep)
 
 
-# --- recipes --------------------------------------------------------------------------------
+# --- recipes --------------------------------------------------------------------------
 
 # Chapter 1's character model of the real text.
 CHAR_RECIPES = {
     "quick": Recipe(
         corpus=dict(context=2, max_chars=None),
         model=dict(d_model=64, n_heads=4, n_layers=1),
-        training=dict(steps=600, lr=1e-2, weight_decay=1e-5)),
+        training=dict(steps=600, lr=1e-2, weight_decay=1e-5),
+    ),
     "full": Recipe(
         corpus=dict(context=8, max_chars=None),
         model=dict(d_model=96, n_heads=4, n_layers=3),
-        training=dict(steps=4000, lr=3e-3, weight_decay=1e-5, batch_size=8192)),
+        training=dict(steps=4000, lr=3e-3, weight_decay=1e-5, batch_size=8192),
+    ),
 }
 
 
-# Round 2's character model (claim C16): C2's network reading four characters instead of two, so
-# that a two-character context's occurrences differ in what the model sees and averaging over them
-# does real work.  About 35,000 distinct four-character contexts make a full-batch step cost ~2.7 s
-# on one core, so the quick model trains on minibatches of 1024 contexts drawn in proportion to
-# their counts (~0.04 s a step).  At full scale C2's model already reads eight characters.
+# Round 2's character model (claim C16): C2's network reading four characters instead of
+# two, so that a two-character context's occurrences differ in what the model sees and
+# averaging over them does real work.  About 35,000 distinct four-character contexts
+# make a full-batch step cost ~2.7 s on one core, so the quick model trains on
+# minibatches of 1024 contexts drawn in proportion to their counts (~0.04 s a step).  At
+# full scale C2's model already reads eight characters.
 LONG_CONTEXT_RECIPES = {
     "quick": Recipe(
         corpus=dict(context=4, max_chars=None),
         model=dict(d_model=64, n_heads=4, n_layers=1),
-        training=dict(steps=700, lr=1e-2, weight_decay=1e-5, batch_size=1024)),
+        training=dict(steps=700, lr=1e-2, weight_decay=1e-5, batch_size=1024),
+    ),
     "full": CHAR_RECIPES["full"],
 }
 
 
 def char_world(recipe: Recipe) -> CharCorpus:
-    """The character corpus of ``recipe``: the help texts cut to ``max_chars``, with contexts of
-    ``context`` characters."""
+    """The character corpus of ``recipe``: the help texts cut to ``max_chars``, with
+    contexts of ``context`` characters."""
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a Recipe, got {type(recipe).__name__}")
-    return CharCorpus(load_pydoc_text(recipe.corpus["max_chars"]), recipe.corpus["context"])
+    return CharCorpus(
+        load_pydoc_text(recipe.corpus["max_chars"]), recipe.corpus["context"]
+    )
