@@ -235,8 +235,11 @@ def browser():
 
 @pytest.fixture(scope="session")
 def screenshots() -> Path:
-    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
-    SCREENSHOTS.mkdir(parents=True)
+    """The folder of this run's screenshots (earlier ones removed; sub-folders, say of
+    screenshots taken before a change, are kept)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
     return SCREENSHOTS
 
 
@@ -312,6 +315,97 @@ async () => {
   };
 }
 """
+#: The widths, in CSS pixels, a page is checked at: a laptop and a phone.
+WIDTHS = (1280, 390)
+#: WCAG 2 AA: the least contrast ratio of normal-size text with its background.
+AA_CONTRAST = 4.5
+# Layout as a reader meets it (run once per width and colour mode): elements that run past
+# the article's column without a scroll box of their own (only the outermost of them), page-
+# wide sideways scrolling, figure images drawn at less than twice their pixels (blurred on a
+# high-resolution screen; SVG is exempt), caption text whose contrast with its background is
+# below AA, and the footer's text.
+LAYOUT = r"""
+() => {
+  const article = document.querySelector("article.bd-article") || document.querySelector("main");
+  const column = article.getBoundingClientRect();
+  const name = el => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+      (el.classList.length ? "." + Array.from(el.classList).slice(0, 3).join(".") : "");
+  const path = el => {
+    const parts = [];
+    for (let a = el; a && a !== article && parts.length < 4; a = a.parentElement) parts.unshift(name(a));
+    return parts.join(" > ");
+  };
+  const boxes = el => /(auto|scroll|hidden|clip)/.test(getComputedStyle(el).overflowX);
+  const inColumn = r => r.left >= column.left - 1 && r.right <= column.right + 1;
+  const scrolled = el => {
+    for (let a = el.parentElement; a && a !== article.parentElement; a = a.parentElement) {
+      if (boxes(a) && inColumn(a.getBoundingClientRect())) return true;
+    }
+    return false;
+  };
+  const hidden = "mjx-assistive-mml, .visually-hidden, .sr-only, script, style";
+  const offenders = new Set();
+  for (const el of article.querySelectorAll("*")) {
+    if (el.closest(hidden)) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0 || getComputedStyle(el).visibility === "hidden") continue;
+    if (!inColumn(r) && !scrolled(el)) offenders.add(el);
+  }
+  const overflow = Array.from(offenders).filter(el => !offenders.has(el.parentElement)).map(el => {
+    const r = el.getBoundingClientRect();
+    return `${path(el)} spans ${Math.round(r.left)}-${Math.round(r.right)} px, the column ` +
+        `${Math.round(column.left)}-${Math.round(column.right)} px: ` +
+        JSON.stringify(el.textContent.trim().slice(0, 80));
+  });
+  const pageScroll = document.documentElement.scrollWidth > window.innerWidth + 1 ?
+      [`the page scrolls sideways: ${document.documentElement.scrollWidth} px wide in a ` +
+       `${window.innerWidth} px window`] : [];
+  const blurred = Array.from(article.querySelectorAll("img"))
+      .filter(img => !/\.svg(\?|$)/i.test(img.currentSrc || img.src))
+      .filter(img => img.getBoundingClientRect().width > 0 &&
+                     img.naturalWidth < 2 * img.getBoundingClientRect().width - 1)
+      .map(img => `${img.getAttribute("src")}: ${img.naturalWidth} px drawn at ` +
+                  `${Math.round(img.getBoundingClientRect().width)} px`);
+  const rgba = text => {
+    const m = text.match(/rgba?\(([^)]+)\)/);
+    if (!m) return null;
+    const v = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number);
+    return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1];
+  };
+  const background = el => {
+    for (let a = el; a; a = a.parentElement) {
+      const c = rgba(getComputedStyle(a).backgroundColor);
+      if (c && c[3] > 0) return c;
+    }
+    return [255, 255, 255, 1];
+  };
+  const luminance = c => {
+    const lin = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2]);
+  };
+  const contrast = el => {
+    const bg = background(el);
+    let fg = rgba(getComputedStyle(el).color);
+    fg = fg.slice(0, 3).map((v, i) => fg[3] * v + (1 - fg[3]) * bg[i]);
+    const [a, b] = [luminance(fg), luminance(bg)].sort((x, y) => y - x);
+    return (a + 0.05) / (b + 0.05);
+  };
+  const captions = [];
+  for (const el of article.querySelectorAll("figcaption, figcaption *")) {
+    const own = Array.from(el.childNodes).some(n => n.nodeType === 3 && n.nodeValue.trim());
+    if (own && !el.closest(hidden)) {
+      captions.push([el.textContent.trim().slice(0, 60), Math.round(contrast(el) * 100) / 100]);
+    }
+  }
+  const footer = document.querySelector(".edition-footer");
+  return {overflow: overflow.concat(pageScroll), blurred, captions,
+          footer: footer ? footer.textContent.trim() : null,
+          theme: document.documentElement.dataset.theme || ""};
+}
+"""
+#: Switches the theme's colour mode (pydata-sphinx-theme reads ``data-theme`` on <html>).
+SET_THEME = """mode => { document.documentElement.dataset.theme = mode;
+                        document.documentElement.dataset.mode = mode; }"""
 RAW_DOLLAR = re.compile(r"\$\$|\$(?=\S)([^$\n]{1,200}?)(?<=\S)\$")
 RAW_TEX = re.compile(r"\\[(\[]|\\begin\{")
 EXCEPTION = re.compile(r"Traceback \(most recent call last\)|^\s*(?:[A-Z]\w*)?(?:Error|Exception)\b(?::|$)",
@@ -331,8 +425,37 @@ def raw_math(text: str) -> list[str]:
 FIGURE_REPR = re.compile(r"<Figure size [\d.]+x[\d.]+ with \d+ Axes>")
 
 
-def screenshot_name(page: str) -> str:
-    return page.removesuffix(".html").replace("/", "__") + ".png"
+def screenshot_name(page: str, variant: str = "") -> str:
+    """``chapters__01_frequentist_limit.png`` (1280 px, light), ``...-390px.png``,
+    ``...-dark.png``."""
+    return page.removesuffix(".html").replace("/", "__") + (f"-{variant}" if variant
+                                                             else "") + ".png"
+
+
+def edition() -> tuple[str, str]:
+    """The package's version and the sources' commit (10 hex digits), as the footer
+    names them."""
+    sys.path.insert(0, str(ROOT / "src"))
+    try:
+        from bayes_at_scale import __version__
+    finally:
+        sys.path.pop(0)
+    head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    return __version__, head
+
+
+def layout_failures(seen: dict, where: str, version: str, commit: str) -> list[str]:
+    """What :data:`LAYOUT` found wrong at one width and colour mode."""
+    failures = [f"{where}: runs past the column: {item}" for item in seen["overflow"]]
+    failures += [f"{where}: figure image below 2x: {item}" for item in seen["blurred"]]
+    failures += [f"{where}: caption contrast {ratio} < {AA_CONTRAST}: {text!r}"
+                 for text, ratio in seen["captions"] if ratio < AA_CONTRAST]
+    footer = seen["footer"] or ""
+    if f"Edition {version}" not in footer or f"commit {commit}" not in footer:
+        failures.append(f"{where}: the footer does not name version {version} and commit "
+                        f"{commit}: {footer!r}")
+    return failures
 
 
 def built_pages(site: Path) -> list[str]:
@@ -368,19 +491,36 @@ def check_page(page: str, site: Path, server: str, browser, screenshots: Path) -
            if r.status >= 400 else None)
     tab.on("requestfailed", lambda r: failures.append(f"request failed ({r.failure}): {r.url}")
            if is_local(r.url) else None)
+    version, commit = edition()
+    shots = []
     try:
         tab.goto(server + page, wait_until="load", timeout=30_000)
         seen = tab.evaluate(INSPECT)
         tab.wait_for_load_state("networkidle", timeout=15_000)
-        shot = screenshots / screenshot_name(page)
-        tab.screenshot(path=str(shot), full_page=True)
+        # each width in the light and the dark colour mode; a screenshot of each width
+        # (light) and of the widest (dark)
+        for width in WIDTHS:
+            tab.set_viewport_size({"width": width, "height": 900})
+            for mode in ("light", "dark"):
+                tab.evaluate(SET_THEME, mode)
+                tab.wait_for_timeout(50)
+                failures += layout_failures(tab.evaluate(LAYOUT), f"{width} px, {mode}",
+                                            version, commit)
+                variant = "" if (width, mode) == (WIDTHS[0], "light") else \
+                    f"{width}px" if mode == "light" else \
+                    "dark" if width == WIDTHS[0] else None
+                if variant is not None:
+                    shots.append(screenshots / screenshot_name(page, variant))
+                    tab.screenshot(path=str(shots[-1]), full_page=True)
     finally:
         context.close()
 
     if external:
         failures.append(f"loads from outside the site (not offline): {sorted(set(external))}")
-    if not shot.is_file() or shot.stat().st_size == 0:
-        failures.append(f"no screenshot {shot}")
+    failures += [f"no screenshot {shot}" for shot in shots
+                 if not shot.is_file() or shot.stat().st_size == 0]
+    if len(shots) != 3:
+        failures.append(f"{len(shots)} screenshots taken, not 3")
     if seen["brokenImages"]:
         failures.append(f"images that did not load: {seen['brokenImages']}")
 

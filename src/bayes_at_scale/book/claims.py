@@ -6,7 +6,7 @@ A claim's rule is a list of conditions ``statistic op threshold``
 :func:`report`, which prints exactly one line of the form fixed in the project's claims
 file::
 
-    CLAIM C1: SUPPORTED - mean_tv_frequent = 0.003/0.004, spearman_n_tv = ... (rule: ...)
+    CLAIM C1: SUPPORTED - mean_tv_frequent = 0.003/0.004, ... (rule: ...)
 
 (values per seed, separated by ``/``).  A statistic may come with an uncertainty
 interval ``(value, low, high)``; if the interval straddles the threshold the seed is
@@ -49,16 +49,16 @@ RECORDS_ENV = "ESSAY_RECORDS"
 #: The version of a record's layout; a record of another version is not read.
 RECORD_FORMAT = 1
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
-# : Round 2 compares unrounded values; a value this close to its threshold counts as on
-# it.
+#: Round 2 compares unrounded values; a value this close to its threshold counts as on
+#: it.
 ON_THRESHOLD = 1e-9
 SCOPES = ("seed", "pooled")
-# : Why a verdict may say little about its claim: a claim's ``flag`` names one of these
-# for a : verdict, and the book links the flagged reading to the round-2 claim that
-# refines it.
+#: Why a verdict may say little about its claim: a claim's ``flag`` names one of these
+#: for a verdict, and the book links the flagged reading to the round-2 claim that
+#: refines it.
 FLAGS = ("premise not met", "rule could not be met")
-# : The statistic a claim with a premise reports: 1 where the premise holds, 0 where it
-# fails.
+#: The statistic a claim with a premise reports: 1 where the premise holds, 0 where it
+#: fails.
 PREMISE = "premise_met"
 
 
@@ -96,15 +96,16 @@ class Claim:
     # the verdict the closing chapter's prose was written against
     discussed_as: str | None = None
     refines: str | None = None  # the round-1 claim a round-2 claim refines
-    # found after the run (say, an unmet premise); the ledger
+    # found after the run (say, an unmet premise); the ledger prints it beside the
+    # verdict, which stays as first run
     caveat: str | None = None
-    # prints it beside the verdict, which stays as
-    # first run
     # round 2: what the refinement fixes, or what it adds
     why: str | None = None
     tested_as: str | None = None  # exactly what was tested, in a reader's words
     # verdict -> plain-language reading
     reading: dict[str, str] = field(default_factory=dict)
+    # verdict -> the same, as a short clause (a chapter's "In brief" box)
+    brief: dict[str, str] = field(default_factory=dict)
     flags: dict[str, str] = field(default_factory=dict)  # verdict -> one of FLAGS
 
     def holds(self, condition: Condition, value: float) -> bool:
@@ -174,7 +175,7 @@ def _parse_claim(entry: dict) -> Claim:
                 f"claim {entry['id']}: {key} must be a non-empty string, got {text!r}"
             )
     caveat, why = entry.get("caveat"), entry.get("why")
-    tested_as, reading, flags = _reading(entry)
+    tested_as, reading, brief, flags = _reading(entry)
     conditions = []
     for c in entry["conditions"]:
         if c.get("op") not in OPS:
@@ -216,13 +217,16 @@ def _parse_claim(entry: dict) -> Claim:
         why=" ".join(why.split()) if why else None,
         tested_as=tested_as,
         reading=reading,
+        brief=brief,
         flags=flags,
     )
 
 
-def _reading(entry: dict) -> tuple[str | None, dict[str, str], dict[str, str]]:
-    """A claim entry's ``tested_as``, ``reading`` (a text per verdict) and ``flag`` (a
-    verdict's :data:`FLAGS` entry), checked."""
+def _reading(
+    entry: dict,
+) -> tuple[str | None, dict[str, str], dict[str, str], dict[str, str]]:
+    """A claim entry's ``tested_as``, ``reading`` and ``brief`` (a text per verdict) and
+    ``flag`` (a verdict's :data:`FLAGS` entry), checked."""
     cid = entry["id"]
     tested_as = entry.get("tested_as")
     if tested_as is not None and (
@@ -232,7 +236,7 @@ def _reading(entry: dict) -> tuple[str | None, dict[str, str], dict[str, str]]:
             f"claim {cid}: tested_as must be a non-empty string, got {tested_as!r}"
         )
     found = {}
-    for key, allowed in (("reading", None), ("flag", FLAGS)):
+    for key, allowed in (("reading", None), ("brief", None), ("flag", FLAGS)):
         given = entry.get(key) or {}
         if not isinstance(given, dict):
             raise ValueError(
@@ -259,6 +263,7 @@ def _reading(entry: dict) -> tuple[str | None, dict[str, str], dict[str, str]]:
     return (
         (" ".join(tested_as.split()) if tested_as else None),
         found["reading"],
+        found["brief"],
         found["flag"],
     )
 
@@ -294,6 +299,16 @@ def load_questions(path: Path | str | None = None) -> dict[int, str]:
             raise ValueError(f"{path}: chapter {number} appears twice")
         questions[number] = " ".join(question.split())
     return questions
+
+
+def load_answer(path: Path | str | None = None) -> str:
+    """The book's answer in brief (``answer:`` of ``data/claims.yaml``), written against
+    the verdicts registered as ``discussed_as``."""
+    path = Path(path) if path is not None else project_root() / "data" / "claims.yaml"
+    answer = yaml.safe_load(path.read_text()).get("answer")
+    if not isinstance(answer, str) or not answer.strip():
+        raise ValueError(f"{path} has no answer in brief (a top-level 'answer:' text)")
+    return " ".join(answer.split())
 
 
 def claims_for_chapter(

@@ -22,8 +22,8 @@ from ..core.settings import project_root
 from . import prose
 from .claims import NOT_TESTED, VERDICTS, Claim, Record, load_claims, records_folder
 
-# : The records blessed with the reference notebooks (``make references``), from the
-# book's root.
+#: The records blessed with the reference notebooks (``make references``), from the
+#: book's root.
 BLESSED = Path("tests", "references", "records")
 #: The records of a book build (``make book``), from the book's root.
 BUILT = Path("_build", "records")
@@ -50,8 +50,8 @@ COLUMNS = (
     "document",
     "anchor",
 )
-# : How a verdict is shown: a sphinx-design badge of a colour-blind-safe colour, with a
-# symbol : and the word, so that colour is never the only signal.
+#: How a verdict is shown: a sphinx-design badge of a colour-blind-safe colour, with a
+#: symbol and the word, so that colour is never the only signal.
 BADGES = {
     "SUPPORTED": ("success", "\N{CHECK MARK}"),
     "REFUTED": ("danger", "\N{BALLOT X}"),
@@ -218,8 +218,8 @@ def measured_markdown(printed: dict) -> str:
     return "; ".join(f"`{name}` = {'/'.join(texts)}" for name, texts in printed.items())
 
 
-# : The blog's four steps (and the bill) that each chapter tests, for the one-glance
-# figure.
+#: The blog's four steps (and the bill) that each chapter tests, for the one-glance
+#: figure.
 STEPS = {
     1: "1. the frequencies",
     2: "2. rare fragments",
@@ -315,8 +315,8 @@ def ledger_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-# : The front page's short ledger: one row per claim, without the rule and the
-# statistics.
+#: The front page's short ledger: one row per claim, without the rule and the
+#: statistics.
 SUMMARY_HEADER = ("Claim", "Round", "Chapter", "Verdict")
 
 

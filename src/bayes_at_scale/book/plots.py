@@ -182,13 +182,17 @@ def _plain_number(value: float) -> str:
 
 def _plain_log_ticks(axis) -> None:
     """Log-axis ticks in plain numbers (``0.5``, ``2``, ``100``, not ``2x10^0``); over less
-    than about a decade the 2s, 3s and 5s between the powers of ten are labelled too."""
+    than about a decade the 2s, 3s and 5s between the powers of ten are labelled too, and
+    over less than a third of a decade every minor tick."""
     def minor(value, _):
         low, high = sorted(axis.get_view_interval())
-        if low <= 0 or np.log10(high / low) > 1.3 or value <= 0:
+        if low <= 0 or value <= 0:
             return ""
-        mantissa = value / 10 ** np.floor(np.log10(value) + 1e-9)
-        return _plain_number(value) if round(mantissa, 6) in (2, 3, 5) else ""
+        span = np.log10(high / low)
+        mantissa = round(value / 10 ** np.floor(np.log10(value) + 1e-9), 6)
+        if span <= 0.35 or (span <= 1.3 and mantissa in (2, 3, 5)):
+            return _plain_number(value)
+        return ""
 
     axis.set_major_formatter(mpl_ticker.FuncFormatter(lambda v, _: _plain_number(v)))
     axis.set_minor_formatter(mpl_ticker.FuncFormatter(minor))

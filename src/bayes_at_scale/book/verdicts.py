@@ -73,6 +73,19 @@ def reading(claim: Claim, verdict: str, claims: Claims) -> str:
     return text
 
 
+def brief(claim: Claim, verdict: str) -> str:
+    """``C8 {bdg}: <the short reading of the verdict>`` (a flagged verdict says so)."""
+    if verdict == NOT_TESTED:
+        return f"{claim.id} *not yet tested*"
+    text = claim.brief.get(verdict)
+    if not text:
+        raise ValueError(
+            f"claim {claim.id} has no brief reading of the verdict {verdict}"
+        )
+    flag = f" ({claim.flags[verdict]})" if verdict in claim.flags else ""
+    return f"**{claim.id}** {prose.escape_markdown(text)}{flag}"
+
+
 def _statistics(record: Record) -> list[str]:
     """One bullet per statistic of the rule: its name and every seed's value, spaced so
     that a narrow column wraps between seeds."""
@@ -95,7 +108,7 @@ def callout(claim: Claim, record: Record | None, claims: Claims) -> str:
         "",
     ]
     if claim.tested_as:
-        lines += [f"**Tested** {prose.escape_markdown(claim.tested_as)}", ""]
+        lines += [f"**Tested:** {prose.escape_markdown(claim.tested_as)}", ""]
     if record is not None:
         per = (
             "pooled over seeds where shown as value [95% interval]"
@@ -175,17 +188,14 @@ def in_brief(
     claims: Claims | None = None,
     questions: Mapping[int, str] | None = None,
 ) -> str:
-    """A chapter's opening box, as MyST: the question it asks, what it found (the
-    reading of each claim's verdict) and the claims with their badges."""
+    """A chapter's opening box, as MyST: the question it asks, what it found (the short
+    reading of each claim's verdict, :func:`brief`) and the claims with their badges."""
     claims = claims if claims is not None else load_claims()
     questions = questions if questions is not None else load_questions()
     if chapter not in questions:
         raise ValueError(f"data/claims.yaml has no question for chapter {chapter}")
     chapter_claims = _chapter_claims(chapter, claims)
-    found = " ".join(
-        f"**{c.id}:** {reading(c, verdict_of(records, c.id), claims)}"
-        for c in chapter_claims
-    )
+    found = "; ".join(brief(c, verdict_of(records, c.id)) for c in chapter_claims)
     cids = [c.id for c in chapter_claims]
     lines = [
         ":::{admonition} In brief",
@@ -201,8 +211,16 @@ def in_brief(
     return "\n".join(lines + [":::"]) + "\n"
 
 
-def answer_in_brief(records: Records, answer: str, claims: Claims | None = None) -> str:
-    """The front page's box: the book's ``answer`` (written against the registered
+def answer_in_brief(
+    records: Records,
+    answer: str,
+    claims: Claims | None = None,
+    *,
+    title: str = "Answer in brief",
+    question: str | None = None,
+) -> str:
+    """The book's answer as a box (the front page's; the verdict chapter's "In brief",
+    with its ``question``): the ``answer`` (written against the registered
     ``discussed_as`` verdicts, and flagged where a verdict now differs), then each step
     of the blog's argument with its claims' badges
     (:data:`~bayes_at_scale.book.ledger.STEPS`)."""
@@ -212,13 +230,10 @@ def answer_in_brief(records: Records, answer: str, claims: Claims | None = None)
     steps: dict[str, list[str]] = {}
     for cid in reading_order(dict(claims)):
         steps.setdefault(STEPS[claims[cid].chapter], []).append(cid)
-    lines = [
-        ":::{admonition} Answer in brief",
-        ":class: in-brief answer-in-brief",
-        "",
-        " ".join(answer.split()),
-        "",
-    ]
+    lines = [f":::{{admonition}} {title}", ":class: in-brief answer-in-brief", ""]
+    if question:
+        lines += [f"**Question.** {prose.escape_markdown(question)}", ""]
+    lines += [("**Found.** " if question else "") + " ".join(answer.split()), ""]
     lines += [
         f"- **{step[0].upper()}{step[1:]}:** {_badges(cids, records)}"
         for step, cids in steps.items()

@@ -71,10 +71,9 @@ class PosteriorConfig(LaplaceOptions):
     pred_type: str = "glm"  # "glm" | "nn"
     link_approx: str = "probit"  # closed form; "mc" samples
     n_samples: int = 100
-    # prompts per call: the GLM predictive builds
-    predict_batch: int = 256
-    # (batch x vocabulary x parameters)
+    # prompts per call: the GLM predictive builds (batch x vocabulary x parameters)
     # Jacobians
+    predict_batch: int = 256
 
 
 BACKENDS = {
@@ -383,10 +382,9 @@ class RewardPosteriorConfig(LaplaceOptions):
     last_layer_name: str = "head"
     # initial observation-noise std, tuned below
     sigma_noise: float = 1.0
-    # "marglik": prior precision and sigma_noise by
-    hyper_method: str = "marglik"
-    # Adam on the log marginal likelihood;
+    # "marglik": prior precision and sigma_noise by Adam on the log marginal likelihood;
     # "fixed"
+    hyper_method: str = "marglik"
     hyper_steps: int = 100
     hyper_lr: float = 0.1
     # "glm" | "nn" (last-layer samples: weights)
@@ -460,9 +458,8 @@ class AnswerPosteriorConfig(LaplaceOptions):
     rounds: int = 1  # tune the prior, retrain at it; repeated
     map_steps: int = 200  # L-BFGS iterations of each retraining
     map_tolerance: float = 1e-6  # per-token gradient norm L-BFGS stops at
-    # the stated tolerance: a gradient norm (per
+    # the stated tolerance: a gradient norm (per token) below it counts as at the mode
     centred_tolerance: float = 5e-3
-    # token) below it counts as at the mode
     n_samples: int = 200  # GLM logit samples of the predictive
     fit_batch: int = 4096
     predict_batch: int = 512

@@ -460,16 +460,16 @@ FACT_RECIPES = {
 }
 
 
-# : Round 2 (claims C21-C24): round 1's worlds with more misinformation entities (the
-# rule asks : for at least 20; at quick scale their 720 repeated wrong mentions are why
-# C21 counts : monofacts on true-fact mentions only) and, at quick scale, half round 1's
-# training steps so : that five seeds fit the chapter's time budget (the network still
-# fits its corpus to within a : few thousandths of a nat per mention).  The answer head
-# is then retrained at the Laplace's : own prior by
-# :func:`bayes_at_scale.core.answer_posteriors.fit_answer_posterior`. : The seed streams
-# (``derive_seed(seed, key)``) of chapter 4's round-2 answers: the fresh : queries, the
-# posterior's samples and the split into selection and evaluation halves; chapter 7 :
-# draws the same ones, so that its answers are chapter 4's.
+#: Round 2 (claims C21-C24): round 1's worlds with more misinformation entities (the
+#: rule asks for at least 20; at quick scale their 720 repeated wrong mentions are why
+#: C21 counts monofacts on true-fact mentions only) and, at quick scale, half round 1's
+#: training steps so that five seeds fit the chapter's time budget (the network still
+#: fits its corpus to within a few thousandths of a nat per mention).  The answer head
+#: is then retrained at the Laplace's own prior by
+#: :func:`bayes_at_scale.core.answer_posteriors.fit_answer_posterior`. The seed streams
+#: (``derive_seed(seed, key)``) of chapter 4's round-2 answers: the fresh queries, the
+#: posterior's samples and the split into selection and evaluation halves; chapter 7
+#: draws the same ones, so that its answers are chapter 4's.
 ANSWER_QUERIES, ANSWER_SAMPLES, ANSWER_HALVES = 21, 22, 23
 
 ROUND2_FACT_RECIPES = {
@@ -486,24 +486,24 @@ ROUND2_FACT_RECIPES = {
 }
 
 
-# : Round 2, claim C28: a world of *ambiguous* questions, in which a pretrained model
-# can be : calibrated.  In the worlds above, half the entities are never mentioned, and
-# a network that : memorises the rest answers questions about them with confidence and
-# no knowledge - no one : temperature calibrates it.  Here 2000 entities share 64 names
-# (two parts out of eight, : drawn with replacement), every name is mentioned about 1500
-# times, and there is no : misinformation: each answer to a name is right as often as
-# its entities' share of the name's : mentions, and a network fitted to the corpus knows
-# exactly that and no more.  Popularity is flatter than above (Zipf exponent 0.7, not
-# 0.9) so that a : name's most popular value is usually not near-certain: at 0.9 a
-# policy that always gave : each name's most rewarded value would sit only 1.0 to 1.2
-# nats per query from a calibrated : model (five quick seeds), too close to C28's 1-nat
-# budget to reach it; at 0.7 it sits 1.4 : to 1.6 nats away.  The shared names merge
-# into one training row per name : (:meth:`FactWorld.next_token_counts`), so training
-# costs little.  (The other way to a : calibrated model - asking the quick world's model
-# only about entities it has read about - : gives a calibrated model, temperature-scaled
-# ECE 0.017 and 0.004 on seeds 0 and 1, but one : that is already right: with beta
-# lowered to 1e-4 over 600 steps the fine-tuning moved its : held-out answers by 0.002
-# nats, far short of any budget.)
+#: Round 2, claim C28: a world of *ambiguous* questions, in which a pretrained model can
+#: be calibrated.  In the worlds above, half the entities are never mentioned, and a
+#: network that memorises the rest answers questions about them with confidence and no
+#: knowledge - no one temperature calibrates it.  Here 2000 entities share 64 names (two
+#: parts out of eight, drawn with replacement), every name is mentioned about 1500
+#: times, and there is no misinformation: each answer to a name is right as often as its
+#: entities' share of the name's mentions, and a network fitted to the corpus knows
+#: exactly that and no more.  Popularity is flatter than above (Zipf exponent 0.7, not
+#: 0.9) so that a name's most popular value is usually not near-certain: at 0.9 a policy
+#: that always gave each name's most rewarded value would sit only 1.0 to 1.2 nats per
+#: query from a calibrated model (five quick seeds), too close to C28's 1-nat budget to
+#: reach it; at 0.7 it sits 1.4 to 1.6 nats away.  The shared names merge into one
+#: training row per name (:meth:`FactWorld.next_token_counts`), so training costs
+#: little.  (The other way to a calibrated model - asking the quick world's model only
+#: about entities it has read about - gives a calibrated model, temperature-scaled ECE
+#: 0.017 and 0.004 on seeds 0 and 1, but one that is already right: with beta lowered to
+#: 1e-4 over 600 steps the fine-tuning moved its held-out answers by 0.002 nats, far
+#: short of any budget.)
 AMBIGUOUS_FACT_RECIPES = {
     "quick": Recipe(
         corpus=dict(
