@@ -25,7 +25,17 @@ checks that
 - every internal link reaches an existing file, and its ``#anchor`` an existing id there,
 - no cell output is a traceback, stderr or an exception message,
 
-and saves a full-page screenshot to ``_build/screenshots/<page>.png``.
+and then, at 1280 px and at 390 px wide, in the light and in the dark colour mode, that
+
+- no element runs past the article's column unless it sits in a scroll box of its own inside
+  the column (a wide table, a code block), and the page never scrolls sideways,
+- every figure image is SVG or has at least twice the pixels it is drawn with,
+- every caption's text has a WCAG AA contrast (4.5:1) with its background,
+- the footer names the package's version and the commit the site was built from;
+
+and saves full-page screenshots to ``_build/screenshots/<page>.png`` (1280 px, light),
+``<page>-390px.png`` (390 px, light) and ``<page>-dark.png`` (1280 px, dark); sub-folders of
+``_build/screenshots`` are left alone.
 """
 
 from __future__ import annotations

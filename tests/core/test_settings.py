@@ -270,3 +270,16 @@ def test_seeded_torch_seeds_inside_and_restores_outside():
     assert torch.equal(inside, torch.rand(3))
     assert torch.equal(after, before)  # the caller's stream did not move
 
+
+
+def test_tables_hide_only_a_default_index():
+    import pandas as pd
+
+    plain = pd.DataFrame({"flavour": ["diag", "kron"], "std": [0.25, 0.5]})
+    html = settings.table_html(plain)
+    assert "<th>flavour</th>" in html and "0.25" in html
+    assert "<th>0</th>" not in html and "<th></th>" not in html  # no row numbers
+    named = plain.set_index("flavour")
+    assert ">diag</th>" in settings.table_html(named)  # a meaningful index stays
+    with pytest.raises(TypeError, match="expected a pandas DataFrame"):
+        settings.table_html([1, 2])

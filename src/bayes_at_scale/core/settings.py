@@ -186,12 +186,33 @@ def configure(settings: Settings | None = None) -> Settings:
     # figures are shown by glue/display, never by pyplot's auto-display
     matplotlib.use("agg")
     if in_notebook():
-        # Render Figure objects as PNG at twice their size (sharp on high-resolution
-        # screens) (the book's figures are glued from them).
+        # Figures as PNG at twice their size, sharp on high-resolution screens (the
+        # book's figures are glued from them).
         from matplotlib_inline.backend_inline import set_matplotlib_formats
 
         set_matplotlib_formats("retina")
+        show_tables_without_row_numbers(sys.modules["IPython"].get_ipython())
     return settings
+
+
+def table_html(table) -> str:
+    """A data frame as the book shows it: without the row numbers of a default index (a
+    ``RangeIndex`` without a name, which says nothing), with its index otherwise."""
+    import pandas as pd
+
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame, got {type(table).__name__}")
+    if isinstance(table.index, pd.RangeIndex) and table.index.name is None:
+        return table.to_html(index=False, border=0)
+    return table._repr_html_()
+
+
+def show_tables_without_row_numbers(shell) -> None:
+    """Make ``shell`` (an IPython shell) render data frames with :func:`table_html`;
+    their text form, which the regression tests compare, is unchanged."""
+    import pandas as pd
+
+    shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
 
 
 def quiet_library_warnings() -> None:
