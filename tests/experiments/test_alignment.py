@@ -66,6 +66,24 @@ def test_c11_replicate_shapes_and_tables(c11_rep):
     np.testing.assert_allclose(table["kl"].iloc[:5], kl_best_of_n(c11_rep.ns))
 
 
+def test_gold_difference_table_is_c11s_statistic_at_every_n(c11_rep):
+    table = alignment.gold_difference_table([c11_rep], n_resamples=200)
+    assert list(table.columns) == ["seed", "n", "kl", "gold_difference", "ci_low",
+                                   "ci_high"]
+    assert list(table["n"]) == list(c11_rep.ns) and (table["seed"] == 0).all()
+    np.testing.assert_allclose(table["kl"], kl_best_of_n(c11_rep.ns))
+    diff = c11_rep.gold["pessimistic"] - c11_rep.gold["MAP"]
+    np.testing.assert_allclose(table["gold_difference"], diff.mean(axis=0))
+    assert (table["ci_low"] <= table["gold_difference"]).all()
+    assert (table["gold_difference"] <= table["ci_high"]).all()
+    # n = 1 keeps a random candidate whatever the score: no difference, no interval
+    assert table.iloc[0][["gold_difference", "ci_low", "ci_high"]].abs().max() < 1e-12
+    # at the largest n it is C11's statistic, interval and all
+    last = alignment.c11_statistics(c11_rep, n_resamples=200)["gold_difference"]
+    assert tuple(table.iloc[-1][["gold_difference", "ci_low", "ci_high"]]) == \
+        pytest.approx(last)
+
+
 def test_c11_statistics_match_the_claim(c11_rep):
     stats = alignment.c11_statistics(c11_rep, n_resamples=200)
     value, low, high = stats["gold_difference"]

@@ -156,6 +156,57 @@ def test_c10_statistics_by_hand():
     assert line.startswith("CLAIM C10: REFUTED - worst_regret_ratio = 0.80")
 
 
+def _regret_run(environment: str, policy: str, seed: int, regret) -> \
+        the_causal_stage.BanditRun:
+    """A made-up run with the given regret per round."""
+    regret = np.asarray(regret, dtype=float)
+    actions = np.zeros(regret.size, dtype=np.int64)
+    zeros = np.zeros(regret.size)
+    return the_causal_stage.BanditRun(environment, policy, seed, actions,
+                                      actions.copy(), zeros, zeros.copy(), regret, 2,
+                                      0.0)
+
+
+def test_regret_ratio_table_by_hand():
+    # greedy pays 1 a round on seed 0 and 2 on seed 1; TS 0 then 1 a round; uniform 3
+    runs = [_regret_run("a", "greedy", 0, [1, 1, 1, 1]),
+            _regret_run("a", "greedy", 1, [2, 2, 2, 2]),
+            _regret_run("a", "TS", 0, [0, 0, 1, 1]),
+            _regret_run("a", "TS", 1, [0, 0, 1, 1]),
+            _regret_run("a", "uniform", 0, [3, 3, 3, 3]),
+            _regret_run("a", "uniform", 1, [3, 3, 3, 3]),
+            _regret_run("b", "greedy", 0, [0, 1, 1, 1]),
+            _regret_run("b", "greedy", 1, [0, 1, 1, 1]),
+            _regret_run("b", "TS", 0, [0, 1, 1, 2]),
+            _regret_run("b", "TS", 1, [0, 1, 1, 2])]
+    table = the_causal_stage.regret_ratio_table(runs, "greedy", seed=0, every=2)
+    assert list(table.columns) == ["environment", "policy", "step", "seeds", "ratio",
+                                   "ratio_low", "ratio_high"]
+    got = {(r.environment, r.policy, r.step): r.ratio for r in table.itertuples()}
+    # rounds 2 and 4 (every 2nd and the last): the ratio of the seeds' mean regrets
+    assert got == pytest.approx({("a", "TS", 2): 0 / 3, ("a", "TS", 4): 2 / 6,
+                                 ("a", "uniform", 2): 6 / 3,
+                                 ("a", "uniform", 4): 12 / 6,
+                                 ("b", "TS", 2): 1.0, ("b", "TS", 4): 4 / 3})
+    assert (table["seeds"] == 2).all() and "greedy" not in set(table["policy"])
+    assert (table["ratio_low"] <= table["ratio"] + 1e-12).all()
+    assert (table["ratio"] <= table["ratio_high"] + 1e-12).all()
+    # at the last round it is C10's ratio of mean final regrets
+    final = the_causal_stage.c10_table(the_causal_stage.final_regrets(runs, "TS"),
+                                       the_causal_stage.final_regrets(runs, "greedy"),
+                                       seed=0).set_index("environment")["regret_ratio"]
+    last = table[(table["policy"] == "TS") & (table["step"] == 4)]
+    last = last.set_index("environment")
+    np.testing.assert_allclose(last["ratio"], final[last.index])
+    # no ratio while greedy's regret is zero (b's first round)
+    every_round = the_causal_stage.regret_ratio_table(runs, "greedy", seed=0, every=1)
+    b_ts = every_round[(every_round["environment"] == "b")
+                       & (every_round["policy"] == "TS")]
+    assert list(b_ts["step"]) == [2, 3, 4]
+    with pytest.raises(ValueError, match=r"no run of the baseline policy 'LinTS'"):
+        the_causal_stage.regret_ratio_table(runs, "LinTS", seed=0)
+
+
 @pytest.mark.parametrize("ts, greedy, error, pattern", [
     ({"a": [1, 2]}, {"b": [1, 2]}, ValueError, r"cover different environments"),
     ({"a": [1, 2]}, {"a": [1, 2, 3]}, ValueError, r"a: regrets_ts and regrets_greedy must be "
