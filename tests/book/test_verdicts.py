@@ -198,3 +198,19 @@ def test_the_answer_in_brief_lists_every_claim_once(all_claims):
     box = verdicts.answer_in_brief(records, "An answer.", all_claims, title="In brief",
                                    question="Why?")
     assert box.startswith(":::{admonition} In brief") and "**Question.** Why?" in box
+
+
+def test_a_callout_shows_each_seeds_interval(all_claims):
+    claim = next(c for c in all_claims.values() if c.round == 2
+                 and not c.conditions_in("pooled"))
+    stats = _stats(claim, True)
+    name = claim.conditions[-1].statistic
+    if name == PREMISE:
+        name = claim.conditions[0].statistic
+    value = stats[name]
+    stats[name] = (value, value - 0.5, value + 0.5)
+    record = claims.make_record(claim, [stats], root=ROOT)
+    digits = claim.condition(name).digits
+    low, high = (claims.format_value(v, digits) for v in (value - 0.5, value + 0.5))
+    text = verdicts.callout(claim, record, all_claims)
+    assert f"- `{name}` = {record.printed[name][0]} [{low}, {high}]" in text

@@ -409,6 +409,12 @@ def verdict(claim: Claim, per_seed: list[dict], pooled: dict | None = None) -> s
     return "INCONCLUSIVE"
 
 
+def format_value(value: float, digits: int) -> str:
+    """``value`` as a verdict line prints it: rounded to ``digits`` decimals, without a
+    minus sign on zero."""
+    return _fmt(value, digits)
+
+
 def _fmt(value: float, digits: int) -> str:
     """``value`` rounded to ``digits`` decimals, without a minus sign on zero."""
     text = f"{round(value, digits):.{digits}f}"

@@ -15,7 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from . import prose
-from .claims import NOT_TESTED, Claim, Record, load_claims, load_questions
+from .claims import (
+    NOT_TESTED,
+    Claim,
+    Record,
+    format_value,
+    load_claims,
+    load_questions,
+)
 from .ledger import STEPS, badge, reading_order
 
 Records = Mapping[str, Record]
@@ -86,12 +93,24 @@ def brief(claim: Claim, verdict: str) -> str:
     return f"**{claim.id}** {prose.escape_markdown(text)}{flag}"
 
 
-def _statistics(record: Record) -> list[str]:
-    """One bullet per statistic of the rule: its name and every seed's value, spaced so
-    that a narrow column wraps between seeds."""
-    return [
-        f"- `{name}` = " + " / ".join(texts) for name, texts in record.printed.items()
-    ]
+def _statistics(claim: Claim, record: Record) -> list[str]:
+    """One bullet per statistic of the rule: its name and every seed's value as the
+    verdict line prints it, with the seed's 95% interval where it has one (a pooled
+    statistic's is printed already), spaced so that a narrow column wraps between
+    seeds."""
+    lines = []
+    for name, texts in record.printed.items():
+        digits = claim.condition(name).digits
+        shown = list(texts)
+        if len(texts) == len(record.seeds):
+            for i, seed in enumerate(record.seeds):
+                if "low" in seed.get(name, {}):
+                    low, high = (
+                        format_value(seed[name][k], digits) for k in ("low", "high")
+                    )
+                    shown[i] += f" [{low}, {high}]"
+        lines.append(f"- `{name}` = " + " / ".join(shown))
+    return lines
 
 
 def callout(claim: Claim, record: Record | None, claims: Claims) -> str:
@@ -110,11 +129,9 @@ def callout(claim: Claim, record: Record | None, claims: Claims) -> str:
     if claim.tested_as:
         lines += [f"**Tested:** {prose.escape_markdown(claim.tested_as)}", ""]
     if record is not None:
-        per = (
-            "pooled over seeds where shown as value [95% interval]"
-            if record.pooled
-            else "one value per seed"
-        )
+        per = "one value per seed, with its 95% interval where it has one"
+        if record.pooled:
+            per += "; a statistic pooled over the seeds is one value [95% interval]"
         lines += (
             [
                 (
@@ -123,7 +140,7 @@ def callout(claim: Claim, record: Record | None, claims: Claims) -> str:
                 ),
                 "",
             ]
-            + _statistics(record)
+            + _statistics(claim, record)
             + [""]
         )
     lines += [f"**Rule:** {prose.escape_markdown(claim.rule)}", ":::"]
