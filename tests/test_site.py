@@ -370,7 +370,7 @@ LAYOUT = r"""
   const pageScroll = document.documentElement.scrollWidth > window.innerWidth + 1 ?
       [`the page scrolls sideways: ${document.documentElement.scrollWidth} px wide in a ` +
        `${window.innerWidth} px window`] : [];
-  const blurred = Array.from(article.querySelectorAll("img"))
+  const blurred = Array.from(article.querySelectorAll("figure img, .cell_output img"))
       .filter(img => !/\.svg(\?|$)/i.test(img.currentSrc || img.src))
       .filter(img => img.getBoundingClientRect().width > 0 &&
                      img.naturalWidth < 2 * img.getBoundingClientRect().width - 1)
@@ -401,9 +401,10 @@ LAYOUT = r"""
     return (a + 0.05) / (b + 0.05);
   };
   const captions = [];
+  // the caption's text (its "#" permalink, which the theme shows on hover, aside)
   for (const el of article.querySelectorAll("figcaption, figcaption *")) {
     const own = Array.from(el.childNodes).some(n => n.nodeType === 3 && n.nodeValue.trim());
-    if (own && !el.closest(hidden)) {
+    if (own && !el.closest(hidden + ", .headerlink")) {
       captions.push([el.textContent.trim().slice(0, 60), Math.round(contrast(el) * 100) / 100]);
     }
   }
