@@ -318,3 +318,20 @@ def test_notebook_download_extension_hooks_the_read_and_the_page():
     assert app.hooks["doctree-read"][0] is notebook_download.complete_executed_notebook
     handler, priority = app.hooks["html-page-context"]
     assert handler is notebook_download.add_notebook_download and priority < 501
+
+
+def test_the_site_has_no_live_code_or_launch_settings():
+    """Jupyter Book's default extensions, less thebe (the book offers no live code), and no
+    launch buttons; the bibliography's extension is kept."""
+    from jupyter_book.config import get_final_config
+
+    config, _ = get_final_config(user_yaml=ROOT / "_config.yml",
+                                 cli_config={"latex_individualpages": False},
+                                 sourcedir=ROOT)
+    assert "sphinx_thebe" not in config["extensions"]
+    for needed in ("myst_nb", "sphinx_book_theme", "sphinxcontrib.bibtex", "edition_footer",
+                   "sphinx_design", "sphinx.ext.viewcode"):
+        assert needed in config["extensions"], needed
+    options = config["html_theme_options"]
+    assert not {"launch_buttons", "repository_url", "analytics"} & set(options), options
+    assert "launch_buttons" not in yaml.safe_load((ROOT / "_config.yml").read_text())
