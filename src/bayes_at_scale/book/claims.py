@@ -410,12 +410,6 @@ def verdict(claim: Claim, per_seed: list[dict], pooled: dict | None = None) -> s
 
 
 def format_value(value: float, digits: int) -> str:
-    """``value`` as a verdict line prints it: rounded to ``digits`` decimals, without a
-    minus sign on zero."""
-    return _fmt(value, digits)
-
-
-def _fmt(value: float, digits: int) -> str:
     """``value`` rounded to ``digits`` decimals, without a minus sign on zero."""
     text = f"{round(value, digits):.{digits}f}"
     return text.lstrip("-") if text.strip("-0.") == "" else text
@@ -430,15 +424,15 @@ def printed_values(
     for c in claim.conditions:
         if c.scope == "pooled":
             value, low, high = _split((pooled or {})[c.statistic])
-            text = _fmt(value, c.digits) + (
+            text = format_value(value, c.digits) + (
                 ""
                 if low is None
-                else f" [{_fmt(low, c.digits)}, {_fmt(high, c.digits)}]"
+                else f" [{format_value(low, c.digits)}, {format_value(high, c.digits)}]"
             )
             out[c.statistic] = (text,)
         else:
             out[c.statistic] = tuple(
-                _fmt(_split(s[c.statistic])[0], c.digits) for s in per_seed
+                format_value(_split(s[c.statistic])[0], c.digits) for s in per_seed
             )
     return out
 

@@ -40,12 +40,6 @@ def _chapter_claims(chapter: int, claims: Claims) -> list[Claim]:
     return found
 
 
-def verdict_of(records: Records, cid: str) -> str:
-    """The verdict of ``cid`` in ``records``, or "not yet tested"."""
-    record = records.get(cid)
-    return record.verdict if record is not None else NOT_TESTED
-
-
 def refinements(claim: Claim, claims: Claims) -> list[str]:
     """The ids of the claims that refine ``claim`` (round 2), in file order."""
     return [c.id for c in claims.values() if c.refines == claim.id]
@@ -164,7 +158,7 @@ def verdict_section(
 
 def _badges(cids: list[str], records: Records) -> str:
     return " \N{MIDDLE DOT} ".join(
-        f"{claim_link(cid)} {badge(verdict_of(records, cid))}" for cid in cids
+        f"{claim_link(cid)} {badge(prose.verdict_of(records, cid))}" for cid in cids
     )
 
 
@@ -212,7 +206,7 @@ def in_brief(
     if chapter not in questions:
         raise ValueError(f"data/claims.yaml has no question for chapter {chapter}")
     chapter_claims = _chapter_claims(chapter, claims)
-    found = "; ".join(brief(c, verdict_of(records, c.id)) for c in chapter_claims)
+    found = "; ".join(brief(c, prose.verdict_of(records, c.id)) for c in chapter_claims)
     cids = [c.id for c in chapter_claims]
     lines = [
         ":::{admonition} In brief",

@@ -312,23 +312,33 @@ def best_of_n_table(reps) -> pd.DataFrame:
     """Tidy table, one row per (seed, method, n): KL from the base policy, and the mean
     over prompts of the chosen response's gold reward, proxy reward and
     out-of-distribution share."""
-    rows = []
-    for r in check_items(reps, C11Replicate):
-        for m in METHODS:
-            label = "MAP" if m == "MAP" else f"mean - {r.k:g} std"
-            for j, n in enumerate(r.ns):
-                rows.append(
-                    {
-                        "seed": r.seed,
-                        "method": label,
-                        "n": n,
-                        "kl": kl_best_of_n(n),
-                        "gold": r.gold[m][:, j].mean(),
-                        "proxy": r.proxy[m][:, j].mean(),
-                        "ood_share": r.ood[m][:, j].mean(),
-                    }
-                )
-    return pd.DataFrame(rows)
+    series = {"gold": "gold", "proxy": "proxy", "ood_share": "ood"}
+    return pd.DataFrame(
+        row
+        for r in check_items(reps, C11Replicate)
+        for row in _best_of_n_rows(
+            r,
+            {m: "MAP" if m == "MAP" else f"mean - {r.k:g} std" for m in METHODS},
+            series,
+        )
+    )
+
+
+def _best_of_n_rows(rep, labels: dict[str, str], series: dict[str, str]) -> list[dict]:
+    """One row per method of ``labels`` (named by its label) and n of a best-of-n
+    replicate: seed, method, n, KL from the base policy and, for each column of
+    ``series``, the mean over prompts of the replicate's array of that name."""
+    return [
+        {
+            "seed": rep.seed,
+            "method": label,
+            "n": n,
+            "kl": kl_best_of_n(n),
+            **{col: getattr(rep, name)[m][:, j].mean() for col, name in series.items()},
+        }
+        for m, label in labels.items()
+        for j, n in enumerate(rep.ns)
+    ]
 
 
 def c11_statistics(rep: C11Replicate, n_resamples: int = 2000) -> dict:
@@ -554,22 +564,19 @@ def turnover_table(reps) -> pd.DataFrame:
         "pessimistic": "mean - 1 std (Laplace)",
         "ensemble": "mean - 1 std (ensemble)",
     }
-    rows = []
-    for r in check_items(reps, C27Replicate):
-        for m in C27_METHODS:
-            label = labels[m] if r.k == 1 else labels[m].replace("1", f"{r.k:g}")
-            for j, n in enumerate(r.ns):
-                rows.append(
-                    {
-                        "seed": r.seed,
-                        "method": label,
-                        "n": n,
-                        "kl": kl_best_of_n(n),
-                        "gold": r.gold[m][:, j].mean(),
-                        "ood_share": r.ood[m][:, j].mean(),
-                    }
-                )
-    return pd.DataFrame(rows)
+    series = {"gold": "gold", "ood_share": "ood"}
+    return pd.DataFrame(
+        row
+        for r in check_items(reps, C27Replicate)
+        for row in _best_of_n_rows(
+            r,
+            {
+                m: labels[m] if r.k == 1 else labels[m].replace("1", f"{r.k:g}")
+                for m in C27_METHODS
+            },
+            series,
+        )
+    )
 
 
 def k_sensitivity_table(reps) -> pd.DataFrame:

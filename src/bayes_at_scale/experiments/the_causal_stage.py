@@ -298,11 +298,7 @@ def regret_ratio_table(runs, baseline: str, seed: int, every: int = 50) -> pd.Da
 
     Columns: environment, policy, step, seeds, ratio, ratio_low, ratio_high.
     """
-    return _relative_regret(cumulative_regret_table(runs, every), baseline, seed)
-
-
-def _relative_regret(table: pd.DataFrame, baseline: str, seed: int) -> pd.DataFrame:
-    """:func:`regret_ratio_table` from a :func:`cumulative_regret_table`."""
+    table = cumulative_regret_table(runs, every)
     if baseline not in set(table["policy"]):
         raise ValueError(f"no run of the baseline policy {baseline!r}")
     policies = [p for p in dict.fromkeys(table["policy"]) if p != baseline]
@@ -319,21 +315,26 @@ def _relative_regret(table: pd.DataFrame, baseline: str, seed: int) -> pd.DataFr
             x, y = pair[policy].to_numpy(), pair[baseline].to_numpy()
             if len(pair) < 2 or y.mean() <= 0:
                 continue
-            low, high = metrics.bootstrap_ci(
-                lambda a, b: a.mean() / b.mean(), x, y, seed=seed
-            )
+            ratio, low, high = _mean_ratio(x, y, seed)
             rows.append(
                 {
                     "environment": environment,
                     "policy": policy,
                     "step": step,
                     "seeds": len(pair),
-                    "ratio": x.mean() / y.mean(),
+                    "ratio": ratio,
                     "ratio_low": low,
                     "ratio_high": high,
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _mean_ratio(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[float, float, float]:
+    """``mean(x) / mean(y)`` of paired samples, with its paired seed-bootstrap 95%
+    interval: ``(ratio, low, high)``."""
+    low, high = metrics.bootstrap_ci(lambda a, b: a.mean() / b.mean(), x, y, seed=seed)
+    return x.mean() / y.mean(), low, high
 
 
 def final_regret_table(runs) -> pd.DataFrame:
@@ -712,13 +713,9 @@ def regret_ratio(
             f"{environment}: {baseline!r}'s mean regret is {y.mean():g}; the "
             "ratio needs it positive"
         )
-    ratio = x.mean() / y.mean()
     diff = x - factor * y
     return {
-        "ratio": (
-            ratio,
-            *metrics.bootstrap_ci(lambda a, b: a.mean() / b.mean(), x, y, seed=seed),
-        ),
+        "ratio": _mean_ratio(x, y, seed),
         "difference": (diff.mean(), *metrics.bootstrap_ci(np.mean, diff, seed=seed)),
         "seeds": x.size,
     }
